@@ -1,0 +1,56 @@
+"""`python -m ultravox_sandbox --port 0`: serve the sandbox until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+
+from .server import SANDBOX_API_KEY, Faults, Sandbox
+from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ultravox_sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--days", type=int, default=400, help="history length before today")
+    parser.add_argument("--calls-per-day", type=float, default=20)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    parser.add_argument("--empty-buckets", choices=EMPTY_BUCKET_MODES, default="zero")
+    parser.add_argument("--all-time-scope", choices=ALL_TIME_SCOPES, default="range")
+    parser.add_argument("--api-key", default=SANDBOX_API_KEY)
+    parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
+    args = parser.parse_args(argv)
+
+    now = datetime.now(UTC)
+    stop = threading.Event()
+    # Handlers only set a flag, so shutdown happens in the main thread without a traceback.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sandbox = Sandbox(
+        api_key=args.api_key,
+        seed=args.seed,
+        history_start=(now - timedelta(days=args.days)).date(),
+        now=now,
+        calls_per_day=args.calls_per_day,
+        empty_buckets=args.empty_buckets,
+        all_time_scope=args.all_time_scope,
+        faults=Faults(latency_s=args.latency),
+        host=args.host,
+        port=args.port,
+        access_log=args.access_log,
+    ).start()
+    print(f"ULTRAVOX_SANDBOX_URL={sandbox.url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""A deterministic synthetic call log for the sandbox."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+AGENT_IDS: tuple[str, ...] = (
+    "0b6f7c1e-2a57-4d1a-9a41-5c0e8f3d2a01",
+    "1c7a8d2f-3b68-4e2b-8b52-6d1f9a4e3b02",
+    "2d8b9e3a-4c79-4f3c-9c63-7e2a0b5f4c03",
+    "3e9caf4b-5d8a-4a4d-8d74-8f3b1c6a5d04",
+    "4fadb05c-6e9b-4b5e-9e85-9a4c2d7b6e05",
+)
+# Uneven weights so per-agent filters give visibly different figures.
+AGENT_WEIGHTS: tuple[float, ...] = (0.35, 0.25, 0.2, 0.15, 0.05)
+VOICE_IDS: tuple[str, ...] = (
+    "9a1e2b3c-4d5e-4f60-8a71-b2c3d4e5f601",
+    "9b2f3c4d-5e6f-4a71-9b82-c3d4e5f6a702",
+    "9c3a4d5e-6f7a-4b82-8c93-d4e5f6a7b803",
+)
+VOICE_WEIGHTS: tuple[float, ...] = (0.6, 0.3, 0.1)
+
+_FIRST_NAMES = ("Alice", "Bruno", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana", "Ivan", "Julia")
+_LAST_NAMES = ("Moreno", "Okafor", "Schmidt", "Tanaka", "Novak", "Silva", "Haddad", "Lindqvist")
+_TOPICS = (
+    "asked about billing",
+    "booked an appointment",
+    "reported a delivery problem",
+    "wanted a refund",
+    "changed the account address",
+    "asked for opening hours",
+    "cancelled a subscription",
+)
+_CAMPAIGNS = ("spring", "summer", "winter")
+_TIERS = ("gold", "silver", "bronze")
+
+DEFAULT_END = date(2025, 12, 31)
+# Multi-day outages: one gap of 2-4 days somewhere in every block of this many days.
+_GAP_BLOCK_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call as it will be once finished; `aggregate` derives its state at a given `now`."""
+
+    call_id: str
+    created: datetime
+    duration_s: float
+    joined: bool
+    error: bool
+    billed_minutes: float
+    agent_id: str
+    voice_id: str
+    metadata: dict[str, str] = field(hash=False)
+    text: str
+
+    @property
+    def ended(self) -> datetime:
+        return self.created + timedelta(seconds=self.duration_s)
+
+
+def billed_minutes_for(duration_s: float, joined: bool) -> float:
+    """Joined calls are billed by the started tenth of a minute; others are free."""
+    if not joined:
+        return 0.0
+    # The epsilon keeps 6.000 s from becoming 0.2 min through float noise.
+    return math.ceil(duration_s / 6 - 1e-9) / 10
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _in_gap(seed: int, day: date) -> bool:
+    block, offset = divmod(day.toordinal(), _GAP_BLOCK_DAYS)
+    rng = random.Random(f"gap:{seed}:{block}")
+    start = rng.randrange(_GAP_BLOCK_DAYS - 4)
+    return start <= offset < start + rng.randint(2, 4)
+
+
+def _make_call(rng: random.Random, created: datetime, duration_s: float | None = None) -> Call:
+    joined = rng.random() < 0.8
+    error = rng.random() < 0.1
+    if duration_s is None:
+        if joined:
+            # Log-normal around three minutes, clipped to 5 s .. 30 min.
+            duration_s = min(1800.0, max(5.0, rng.lognormvariate(math.log(180), 0.9)))
+        else:
+            duration_s = rng.uniform(5.0, 60.0)
+    duration_s = round(duration_s, 3)
+    metadata: dict[str, str] = {}
+    roll = rng.random()
+    if roll < 0.4:
+        metadata = {"campaign": rng.choice(_CAMPAIGNS), "tier": rng.choice(_TIERS)}
+    elif roll < 0.55:
+        metadata = {"campaign": rng.choice(_CAMPAIGNS)}
+    name = f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
+    return Call(
+        call_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        created=created,
+        duration_s=duration_s,
+        joined=joined,
+        error=error,
+        billed_minutes=billed_minutes_for(duration_s, joined),
+        agent_id=rng.choices(AGENT_IDS, AGENT_WEIGHTS)[0],
+        voice_id=rng.choices(VOICE_IDS, VOICE_WEIGHTS)[0],
+        metadata=metadata,
+        text=f"{name} {rng.choice(_TOPICS)}",
+    )
+
+
+def calls_for_day(seed: int, day: date, calls_per_day: float = 20) -> list[Call]:
+    """The calls created on `day`; depends only on (seed, day, rate) so the log can grow later."""
+    rng = random.Random(f"day:{seed}:{day.toordinal()}")
+    # A few random idle days plus occasional multi-day gaps, so empty buckets occur.
+    if rng.random() < 0.03 or _in_gap(seed, day):
+        return []
+    rate = calls_per_day * (0.35 if day.weekday() >= 5 else 1.0)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    calls = []
+    for _ in range(_poisson(rng, rate)):
+        business_hours = rng.random() < 0.7  # 08:00-18:00 UTC
+        ms = rng.randrange(8 * 3_600_000, 18 * 3_600_000) if business_hours else rng.randrange(86_400_000)
+        calls.append(_make_call(rng, midnight + timedelta(milliseconds=ms)))
+    if rng.random() < 0.5:
+        # Late calls that run past midnight: their day's figures change after the day is over.
+        ms = rng.randrange(23 * 3_600_000 + 40 * 60_000, 86_400_000)
+        calls.append(_make_call(rng, midnight + timedelta(milliseconds=ms), rng.uniform(600, 1800)))
+    calls.sort(key=lambda c: c.created)
+    return calls
+
+
+def generate_calls(
+    seed: int = 7,
+    start: date = date(2023, 1, 1),
+    end: date = DEFAULT_END,
+    calls_per_day: float = 20,
+) -> list[Call]:
+    """All calls created from `start` to `end` (both inclusive, UTC days), sorted by `created`."""
+    calls: list[Call] = []
+    day = start
+    while day <= end:
+        calls.extend(calls_for_day(seed, day, calls_per_day))
+        day += timedelta(days=1)
+    return calls

@@ -1,0 +1,383 @@
+"""A local HTTP stand-in for `GET /api/accounts/me/usage/calls`, with a movable clock and faults."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .calls import Call, generate_calls
+from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, SandboxBadRequest, aggregate, parse_filters
+
+SANDBOX_API_KEY = "sandbox-not-a-secret-0000"
+USAGE_PATH = "/api/accounts/me/usage/calls"
+# The log reaches this far past `now`, so advancing the clock makes calls arrive.
+LOOKAHEAD = timedelta(days=30)
+
+
+@dataclass
+class Faults:
+    """Misbehaviour switches; all off by default. Count-based ones count down across requests."""
+
+    latency_s: float = 0.0
+    rate_limit_first: int = 0
+    retry_after: str = "1"
+    server_errors_first: int = 0
+    server_error_status: int = 503
+    error_rate: float = 0.0
+    hang_s: float = 0.0
+    drop_connection_first: int = 0
+    malformed_json: bool = False
+    wrong_shape: bool = False
+    non_json: bool = False
+    redirect_to: str | None = None
+    reject_window_days_over: int | None = None
+    large_response_pad: int = 0
+
+
+class _Headers(dict[str, str]):
+    """Header names stored lower-cased; lookups ignore case like HTTP does."""
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str] = field(repr=False)
+    status: int  # 0 when the connection was dropped without an answer
+    started: float  # time.monotonic()
+    ended: float
+
+    def __repr__(self) -> str:
+        # The key value stays out of test failure output.
+        shown = {k: ("***" if k == "x-api-key" else v) for k, v in self.headers.items()}
+        return (
+            f"LoggedRequest({self.method} {self.path} query={self.query} headers={shown} "
+            f"status={self.status} took={self.ended - self.started:.3f}s)"
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    sandbox: Sandbox
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_sockets(self) -> None:
+        # Keep-alive connections would otherwise keep being served after stop().
+        with self.sockets_lock:
+            sockets, self.open_sockets = list(self.open_sockets), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        if self.server.sandbox.access_log:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def _handle(self) -> None:
+        sandbox = self.server.sandbox
+        started = time.monotonic()
+        url = urlsplit(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        headers = _Headers((k.lower(), v) for k, v in self.headers.items())
+        if self.command != "GET":
+            # The body is never read, so the connection cannot be reused safely.
+            self.close_connection = True
+        status = 0
+        try:
+            answer = sandbox._answer(self.command, url.path, query, headers.get("x-api-key"), self.path)
+            if answer is None:
+                self.close_connection = True
+            else:
+                status, extra_headers, content_type, body = answer
+                self._send(status, extra_headers, content_type, body)
+        finally:
+            sandbox._log(
+                LoggedRequest(self.command, url.path, query, headers, status, started, time.monotonic())
+            )
+
+    def _send(self, status: int, extra_headers: dict[str, str], content_type: str, body: bytes) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in extra_headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (e.g. timed out on a hang); nothing left to do.
+            self.close_connection = True
+
+
+_Answer = tuple[int, dict[str, str], str, bytes]  # status, extra headers, content type, body
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> _Answer:
+    return status, headers or {}, "application/json", json.dumps(body).encode()
+
+
+_HTML = b"<!doctype html><html><head><title>Maintenance</title></head><body><h1>Back soon</h1></body></html>"
+
+
+class Sandbox:
+    """The usage endpoint over a synthetic call log; see the package docstring for an example."""
+
+    def __init__(
+        self,
+        api_key: str = SANDBOX_API_KEY,
+        seed: int = 7,
+        history_start: date = date(2023, 1, 1),
+        now: datetime | None = None,
+        calls_per_day: float = 20,
+        empty_buckets: str = "zero",
+        all_time_scope: str = "range",
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_log: bool = False,
+    ) -> None:
+        if empty_buckets not in EMPTY_BUCKET_MODES:
+            raise ValueError(f"empty_buckets must be one of {EMPTY_BUCKET_MODES}")
+        if all_time_scope not in ALL_TIME_SCOPES:
+            raise ValueError(f"all_time_scope must be one of {ALL_TIME_SCOPES}")
+        if now is not None and now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.api_key = api_key
+        self.seed = seed
+        self.history_start = history_start
+        self.calls_per_day = calls_per_day
+        self.empty_buckets = empty_buckets
+        self.all_time_scope = all_time_scope
+        self.access_log = access_log
+        self._host, self._port = host, port
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._log_entries: list[LoggedRequest] = []
+        self._calls: list[Call] = []
+        self._calls_end = history_start - timedelta(days=1)
+        self._now = (now or datetime.now(UTC)).astimezone(UTC)
+        self._extend_log()
+        self.faults = faults or Faults()
+
+    # -- clock and data -------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        if value.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        with self._lock:
+            self._now = value.astimezone(UTC)
+            self._extend_log()
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now = self._now + delta
+        return self._now
+
+    def _extend_log(self) -> None:
+        # Each day's calls depend only on (seed, day), so growing the log never rewrites the past.
+        wanted_end = (self._now + LOOKAHEAD).date()
+        if wanted_end > self._calls_end:
+            start = self._calls_end + timedelta(days=1)
+            self._calls = self._calls + generate_calls(self.seed, start, wanted_end, self.calls_per_day)
+            self._calls_end = wanted_end
+
+    @property
+    def calls(self) -> list[Call]:
+        """The whole synthetic log, including calls created after `now` that do not exist yet."""
+        return self._calls
+
+    def ground_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        return aggregate(self._calls, params or {}, self._now, self.empty_buckets, self.all_time_scope)
+
+    # -- faults and request log -----------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        with self._lock:
+            self._faults = value
+            self._remaining = {
+                "drop": value.drop_connection_first,
+                "rate": value.rate_limit_first,
+                "server": value.server_errors_first,
+            }
+            self._error_rng = random.Random(self.seed)
+
+    def _take(self, name: str) -> bool:
+        with self._lock:
+            if self._remaining[name] > 0:
+                self._remaining[name] -= 1
+                return True
+            return False
+
+    def _log(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._log_entries.append(entry)
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._log_entries)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self._log_entries)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log_entries.clear()
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], key: str | None, raw_path: str
+    ) -> _Answer | None:
+        """The response for one request, or None to drop the connection."""
+        faults = self._faults
+        if faults.latency_s:
+            self._stopping.wait(faults.latency_s)
+        if faults.hang_s:
+            self._stopping.wait(faults.hang_s)
+        if self._take("drop"):
+            return None
+        if faults.redirect_to:
+            return 302, {"Location": faults.redirect_to.rstrip("/") + raw_path}, "text/html", b""
+        # Auth comes first, as in DRF: a bad key never learns whether the path exists.
+        if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return _json(401, {"detail": "Invalid API key."})
+        if self._take("rate"):
+            return _json(429, {"detail": "Request was throttled."}, {"Retry-After": faults.retry_after})
+        if self._take("server"):
+            return _json(faults.server_error_status, {"detail": "Service unavailable."})
+        if faults.error_rate:
+            with self._lock:
+                failing = self._error_rng.random() < faults.error_rate
+            if failing:
+                return _json(500, {"detail": "A server error occurred."})
+        if path.rstrip("/") != USAGE_PATH:
+            return _json(404, {"detail": "Not found."})
+        if method != "GET":
+            return _json(405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": "GET"})
+        try:
+            body = self._usage(query)
+        except SandboxBadRequest as exc:
+            return _json(400, {"detail": exc.detail})
+        if faults.non_json:
+            return 200, {}, "text/html; charset=utf-8", _HTML
+        if faults.wrong_shape:
+            return _json(200, {"results": []})
+        if faults.large_response_pad:
+            body["_pad"] = "x" * faults.large_response_pad
+        encoded = json.dumps(body).encode()
+        if faults.malformed_json:
+            encoded = encoded[: max(1, len(encoded) // 2)]
+        return 200, {}, "application/json", encoded
+
+    def _usage(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        with self._lock:
+            calls, now = self._calls, self._now
+        limit = self._faults.reject_window_days_over
+        if limit is not None:
+            f = parse_filters(query)
+            lo = f.from_dt or (calls[0].created if calls else now)
+            hi = f.to_dt or now
+            if hi - lo > timedelta(days=limit):
+                raise SandboxBadRequest("Date range too large")
+        return aggregate(calls, query, now, self.empty_buckets, self.all_time_scope)
+
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self._host, self._port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ultravox-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes requests sleeping in latency or hang faults
+        server.shutdown()
+        server.server_close()
+        server.close_open_sockets()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def origin(self) -> str:
+        """`http://host:port`, e.g. for another sandbox's `Faults(redirect_to=...)`."""
+        if self._server is None:
+            raise RuntimeError("Sandbox is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API, ending in `/api` like `https://api.ultravox.ai/api`."""
+        return self.origin + "/api"
