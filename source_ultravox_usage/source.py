@@ -1,0 +1,105 @@
+"""SourceUltravoxUsage: the manifest, plus config defaults and checks that run before any request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    Status,
+)
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+
+from source_ultravox_usage.config import ConfigError, today_utc, validate, with_defaults
+
+# Streams reading the same windows, and so the same responses; allTime reads one range of its own.
+WINDOW_STREAMS = ("daily", "hourly")
+CURSOR_FORMATS = {"daily": ("date", "%Y-%m-%d"), "hourly": ("hourStart", "%Y-%m-%dT%H:%M:%SZ")}
+
+
+class SourceUltravoxUsage(YamlDeclarativeSource):
+    def __init__(
+        self,
+        catalog: ConfiguredAirbyteCatalog | None = None,
+        config: Mapping[str, Any] | None = None,
+        state: list[AirbyteStateMessage] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._today = today_utc()
+        self._selected = {s.stream.name for s in catalog.streams} if catalog and catalog.streams else None
+        self.config_error: ConfigError | None = None
+        super().__init__(path_to_yaml="manifest.yaml", catalog=catalog, config=config, state=state, **kwargs)
+        self.state_error = _state_error(state or [])
+
+    def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> dict[str, Any]:
+        manifest = super()._read_and_parse_yaml_file(path_to_yaml_file)
+        self._spec_schema = manifest["spec"]["connection_specification"]
+        sharing = [s for s in WINDOW_STREAMS if self._selected is None or s in self._selected]
+        manifest["definitions"]["requester"]["share_responses_between"] = sharing
+        return manifest
+
+    def _migrate_and_transform_config(self, config_path: str | None, config: Any) -> Any:
+        config = super()._migrate_and_transform_config(config_path, config) or {}
+        filled = with_defaults(config, self._spec_schema, self._today)
+        try:
+            validate(filled, self._spec_schema, self._today)
+        except ConfigError as error:
+            self.config_error = error
+            # Components are still built (discover, spec lint); give them values that evaluate.
+            defaults = with_defaults({}, self._spec_schema, self._today)
+            filled = {**filled, **{k: defaults[k] for k in ("num_workers", "window_days", "lookback_days")}}
+        return filled
+
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        if self.config_error:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=self.config_error.message)
+        return super().check(logger, config)
+
+    def discover(self, logger: logging.Logger, config: Mapping[str, Any]):  # type: ignore[no-untyped-def]
+        if self.config_error:
+            raise self.config_error
+        return super().discover(logger, config)
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: list[AirbyteStateMessage] | None = None,
+    ) -> Iterator[AirbyteMessage]:
+        if self.config_error:
+            raise self.config_error
+        if self.state_error:
+            raise self.state_error
+        yield from super().read(logger, config, catalog, state)
+
+
+def _state_error(state: list[AirbyteStateMessage]) -> ConfigError | None:
+    """A saved cursor the connector cannot read, as a config error naming the stream and value."""
+    for message in state:
+        stream = getattr(message, "stream", None)
+        if stream is None or stream.stream_descriptor.name not in CURSOR_FORMATS:
+            continue
+        name = stream.stream_descriptor.name
+        blob = stream.stream_state
+        values = blob.__dict__ if blob is not None and hasattr(blob, "__dict__") else dict(blob or {})
+        if not values or "state_type" in values:
+            continue
+        field_name, fmt = CURSOR_FORMATS[name]
+        value = values.get(field_name)
+        try:
+            datetime.strptime(value, fmt)  # noqa: DTZ007 (a format check, not a time)
+        except (TypeError, ValueError):
+            example = date(2025, 3, 4).strftime(fmt)
+            return ConfigError(
+                f"The saved state of stream {name} has {field_name}={value!r}, which is not a cursor "
+                f"this connector wrote (expected {field_name} like {example!r}). Reset the {name} "
+                "stream, or fix the state, and sync again."
+            )
+    return None

@@ -1,0 +1,145 @@
+"""The HTTP transport under every Ultravox request: it keeps the API key on the API host and lets
+the daily and hourly streams, which ask the same question for the same window, share one answer."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+API_KEY_HEADER = "X-API-Key"
+# Enough for every window of a long history held at once (one window of 30 days is ~100 KB);
+# past it the oldest answers are dropped and a late stream asks the API again.
+MAX_SHARED_BYTES = 64 * 1024 * 1024
+
+Key = tuple[str, str]
+
+
+@dataclass
+class _Stored:
+    status_code: int
+    reason: str | None
+    headers: CaseInsensitiveDict
+    content: bytes
+    encoding: str | None
+    url: str
+    served: set[str] = field(default_factory=set)
+
+    def to_response(self, request: requests.PreparedRequest) -> requests.Response:
+        response = requests.Response()
+        response.status_code = self.status_code
+        response.reason = self.reason
+        response.headers = CaseInsensitiveDict(self.headers)
+        response._content = self.content
+        response.encoding = self.encoding
+        response.url = self.url
+        response.request = request
+        return response
+
+
+class SharedResponses:
+    """A bounded, thread-safe store of successful answers. Each answer is handed once to each of
+    its readers and dropped when all have had it; a reader asking for an answer that another is
+    already fetching waits for it instead of sending the same request."""
+
+    def __init__(self, max_bytes: int = MAX_SHARED_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._stored: OrderedDict[Key, _Stored] = OrderedDict()
+        self._in_flight: dict[Key, threading.Event] = {}
+        self._bytes = 0
+
+    def fetch(
+        self,
+        key: Key,
+        reader: str,
+        readers: frozenset[str],
+        request: requests.PreparedRequest,
+        send: Callable[[], requests.Response],
+    ) -> requests.Response:
+        while True:
+            with self._lock:
+                stored = self._stored.get(key)
+                if stored is not None and reader not in stored.served:
+                    stored.served.add(reader)
+                    if stored.served >= readers:
+                        self._drop(key)
+                    return stored.to_response(request)
+                in_flight = self._in_flight.get(key)
+                if in_flight is None:
+                    self._in_flight[key] = threading.Event()
+                    break
+            in_flight.wait()
+        try:
+            response = send()
+            if response.status_code == 200:
+                self._store(key, reader, response)
+            return response
+        finally:
+            with self._lock:
+                self._in_flight.pop(key).set()
+
+    def _store(self, key: Key, reader: str, response: requests.Response) -> None:
+        stored = _Stored(
+            status_code=response.status_code,
+            reason=response.reason,
+            headers=CaseInsensitiveDict(response.headers),
+            content=response.content,
+            encoding=response.encoding,
+            url=response.url,
+            served={reader},
+        )
+        with self._lock:
+            if key in self._stored:
+                self._drop(key)
+            self._stored[key] = stored
+            self._bytes += len(stored.content)
+            while self._bytes > self._max_bytes and self._stored:
+                self._drop(next(iter(self._stored)))
+
+    def _drop(self, key: Key) -> None:
+        self._bytes -= len(self._stored.pop(key).content)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._stored)
+
+
+SHARED_RESPONSES = SharedResponses()
+
+
+class UsageTransport(HTTPAdapter):
+    """requests keeps custom headers such as X-API-Key across a redirect to another host; this
+    transport, the last step before the wire, sends the key only to the API's own origin."""
+
+    def __init__(
+        self,
+        api_origin: tuple[str, str],
+        reader: str,
+        readers: frozenset[str],
+        shared: SharedResponses = SHARED_RESPONSES,
+    ) -> None:
+        super().__init__(pool_connections=4, pool_maxsize=10)
+        self._api_origin = api_origin
+        self._reader = reader
+        self._readers = readers
+        self._shared = shared
+
+    def send(self, request: requests.PreparedRequest, *args, **kwargs) -> requests.Response:  # type: ignore[override]
+        url = requests.utils.urlparse(request.url)
+        if (url.scheme, url.netloc) != self._api_origin:
+            request.headers.pop(API_KEY_HEADER, None)
+        if request.method != "GET" or not self._readers:
+            return super().send(request, *args, **kwargs)
+        api_key = request.headers.get(API_KEY_HEADER, "")
+        key = (str(request.url), hashlib.sha256(api_key.encode()).hexdigest())
+        send = super().send
+        return self._shared.fetch(
+            key, self._reader, self._readers, request, lambda: send(request, *args, **kwargs)
+        )
