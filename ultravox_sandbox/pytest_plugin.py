@@ -10,8 +10,9 @@ import pytest
 from .server import Sandbox
 
 SANDBOX_SEED = 7
-# A default sync from history start to now crosses a month and a year boundary.
-SANDBOX_NOW = datetime(2025, 3, 4, 15, 30, tzinfo=UTC)
+# A default sync from history start to now crosses a month and a year boundary, and at
+# this instant a call is in progress (15:52:36-16:00:15), so partial figures are the default.
+SANDBOX_NOW = datetime(2025, 3, 4, 15, 55, tzinfo=UTC)
 SANDBOX_HISTORY_START = date(2024, 11, 20)
 
 

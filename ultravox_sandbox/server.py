@@ -9,6 +9,7 @@ import random
 import socket
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,8 +65,8 @@ class LoggedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str] = field(repr=False)
     status: int  # 0 when the connection was dropped without an answer
-    started: float  # time.monotonic()
-    ended: float
+    started: float  # time.monotonic() when the request was read
+    ended: float  # when the answer was ready to send, after any latency or hang
 
     def __repr__(self) -> str:
         # The key value stays out of test failure output.
@@ -78,6 +79,7 @@ class LoggedRequest:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # bursts of parallel clients must not wait on SYN retries
     sandbox: Sandbox
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
@@ -127,18 +129,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "GET":
             # The body is never read, so the connection cannot be reused safely.
             self.close_connection = True
-        status = 0
         try:
             answer = sandbox._answer(self.command, url.path, query, headers.get("x-api-key"), self.path)
-            if answer is None:
-                self.close_connection = True
-            else:
-                status, extra_headers, content_type, body = answer
-                self._send(status, extra_headers, content_type, body)
-        finally:
-            sandbox._log(
-                LoggedRequest(self.command, url.path, query, headers, status, started, time.monotonic())
-            )
+        except Exception:
+            # A sandbox bug must not look like a network fault to the client under test.
+            traceback.print_exc()
+            answer = _json(500, {"detail": "Sandbox internal error (see its stderr)."})
+        # Logged before the client can see the answer, so a test may inspect the log right after.
+        status = 0 if answer is None else answer[0]
+        sandbox._log(LoggedRequest(self.command, url.path, query, headers, status, started, time.monotonic()))
+        if answer is None:
+            self.close_connection = True
+        else:
+            self._send(*answer)
 
     def _send(self, status: int, extra_headers: dict[str, str], content_type: str, body: bytes) -> None:
         try:
@@ -310,12 +313,12 @@ class Sandbox:
                 failing = self._error_rng.random() < faults.error_rate
             if failing:
                 return _json(500, {"detail": "A server error occurred."})
-        if path.rstrip("/") != USAGE_PATH:
+        if path != USAGE_PATH:
             return _json(404, {"detail": "Not found."})
         if method != "GET":
             return _json(405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": "GET"})
         try:
-            body = self._usage(query)
+            body = self._usage(query, faults.reject_window_days_over)
         except SandboxBadRequest as exc:
             return _json(400, {"detail": exc.detail})
         if faults.non_json:
@@ -329,10 +332,9 @@ class Sandbox:
             encoded = encoded[: max(1, len(encoded) // 2)]
         return 200, {}, "application/json", encoded
 
-    def _usage(self, query: dict[str, list[str]]) -> dict[str, Any]:
+    def _usage(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
         with self._lock:
             calls, now = self._calls, self._now
-        limit = self._faults.reject_window_days_over
         if limit is not None:
             f = parse_filters(query)
             lo = f.from_dt or (calls[0].created if calls else now)
@@ -347,7 +349,7 @@ class Sandbox:
         self._stopping.clear()
         self._server = _Server((self._host, self._port), self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ultravox-sandbox", daemon=True
+            target=self._server.serve_forever, args=(0.02,), name="ultravox-sandbox", daemon=True
         )
         self._thread.start()
         return self

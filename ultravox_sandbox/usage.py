@@ -66,16 +66,16 @@ def _last(params: dict[str, list[str]], name: str) -> str | None:
 
 
 def _parse_datetime(name: str, value: str, end_of_day: bool) -> datetime:
-    if _DATE_RE.fullmatch(value):
-        day = date.fromisoformat(value)
-        return datetime.combine(day, _END_OF_DAY if end_of_day else time(0), tzinfo=UTC)
-    if not _DATETIME_RE.fullmatch(value):
-        raise SandboxBadRequest(f"{name}: enter a valid date/time (got {value!r}).")
     try:
-        parsed = datetime.fromisoformat(value.upper())
+        if _DATE_RE.fullmatch(value):
+            day = date.fromisoformat(value)
+            return datetime.combine(day, _END_OF_DAY if end_of_day else time(0), tzinfo=UTC)
+        if _DATETIME_RE.fullmatch(value):
+            parsed = datetime.fromisoformat(value.upper())
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
-        raise SandboxBadRequest(f"{name}: enter a valid date/time (got {value!r}).") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        pass  # well-formed but impossible, such as month 13
+    raise SandboxBadRequest(f"{name}: enter a valid date/time (got {value!r}).")
 
 
 def _parse_uuid(name: str, value: str) -> str:
