@@ -1,0 +1,1 @@
+pytest_plugins = ["ultravox_sandbox.pytest_plugin"]

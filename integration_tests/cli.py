@@ -1,0 +1,123 @@
+"""Run the installed `source-ultravox-usage` console script as a user would, and parse its output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONSOLE_SCRIPT = "source-ultravox-usage"
+STREAMS = {
+    "allTime": {"primary_key": [], "cursor_field": []},
+    "daily": {"primary_key": [["date"]], "cursor_field": ["date"]},
+    "hourly": {"primary_key": [["date"], ["hour"]], "cursor_field": ["hourStart"]},
+}
+
+
+def executable() -> str:
+    """The console script installed beside this Python (the test venv), else on PATH."""
+    beside = Path(sys.executable).with_name(CONSOLE_SCRIPT)
+    return str(beside) if beside.exists() else (shutil.which(CONSOLE_SCRIPT) or CONSOLE_SCRIPT)
+
+
+def configured_catalog(
+    streams: Iterable[str] = ("allTime", "daily", "hourly"), incremental: bool = True
+) -> dict:
+    entries = []
+    for name in streams:
+        keys = STREAMS[name]
+        mode = "incremental" if incremental and keys["cursor_field"] else "full_refresh"
+        entries.append(
+            {
+                "stream": {
+                    "name": name,
+                    "json_schema": {},
+                    "supported_sync_modes": ["full_refresh", "incremental"]
+                    if keys["cursor_field"]
+                    else ["full_refresh"],
+                    "source_defined_cursor": bool(keys["cursor_field"]),
+                    "default_cursor_field": keys["cursor_field"],
+                    "source_defined_primary_key": keys["primary_key"],
+                },
+                "sync_mode": mode,
+                "destination_sync_mode": "append_dedup" if mode == "incremental" else "overwrite",
+                "cursor_field": keys["cursor_field"],
+                "primary_key": keys["primary_key"],
+            }
+        )
+    return {"streams": entries}
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    def records(self, stream: str | None = None) -> list[dict[str, Any]]:
+        return [
+            m["record"]["data"]
+            for m in self.of_type("RECORD")
+            if stream is None or m["record"]["stream"] == stream
+        ]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["state"] for m in self.of_type("STATE")]
+
+    def last_state(self) -> list[dict[str, Any]]:
+        """The latest state message per stream, as a state file for the next sync."""
+        latest: dict[str, dict[str, Any]] = {}
+        for state in self.states:
+            latest[state["stream"]["stream_descriptor"]["name"]] = {
+                "type": "STREAM",
+                "stream": {
+                    "stream_descriptor": state["stream"]["stream_descriptor"],
+                    "stream_state": state["stream"]["stream_state"],
+                },
+            }
+        return list(latest.values())
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [m["trace"]["error"] for m in self.of_type("TRACE") if m["trace"].get("type") == "ERROR"]
+
+    @property
+    def connection_status(self) -> dict[str, Any] | None:
+        found = self.of_type("CONNECTION_STATUS")
+        return found[-1]["connectionStatus"] if found else None
+
+
+def run_cli(
+    command: str,
+    config: Mapping[str, Any] | None = None,
+    catalog: Mapping[str, Any] | None = None,
+    state: list[dict[str, Any]] | None = None,
+    timeout: float = 300,
+    extra_args: Iterable[str] = (),
+) -> CliResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [executable(), command]
+        for flag, content in (("--config", config), ("--catalog", catalog), ("--state", state)):
+            if content is not None:
+                path = Path(tmp) / f"{flag[2:]}.json"
+                path.write_text(json.dumps(content))
+                args += [flag, str(path)]
+        proc = subprocess.run([*args, *extra_args], capture_output=True, text=True, timeout=timeout)
+    messages = []
+    for line in proc.stdout.splitlines():
+        try:
+            messages.append(json.loads(line))
+        except json.JSONDecodeError:
+            messages.append({"type": "_NOT_JSON", "line": line})
+    return CliResult(proc.returncode, proc.stdout, proc.stderr, messages)
