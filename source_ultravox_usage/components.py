@@ -20,7 +20,7 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils import AirbyteTracedException
 
-from source_ultravox_usage.transport import UsageTransport
+from source_ultravox_usage.transport import UsageTransport, store_for
 
 logger = logging.getLogger("airbyte")
 
@@ -70,6 +70,8 @@ class UsageRequester(HttpRequester):
     and lets the streams in `share_responses_between` read one response per window."""
 
     share_responses_between: list[str] = field(default_factory=list)
+    # Set by SourceUltravoxUsage: names the response store of this sync.
+    responses_token: str = ""
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
@@ -79,6 +81,7 @@ class UsageRequester(HttpRequester):
             api_origin=(api.scheme, api.netloc),
             reader=self.name,
             readers=sharing if self.name in sharing and len(sharing) > 1 else frozenset(),
+            shared=store_for(self.responses_token),
         )
         session = self._http_client._session
         session.mount("https://", transport)

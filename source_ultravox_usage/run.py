@@ -3,6 +3,7 @@ and reports a bad config or input file as a clean Airbyte message, never a trace
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
@@ -11,6 +12,18 @@ from airbyte_cdk.utils import AirbyteTracedException
 
 from source_ultravox_usage.config import ConfigError
 from source_ultravox_usage.source import SourceUltravoxUsage
+
+
+class _TypedErrorsWithoutTraceback(logging.Filter):
+    """A typed error (AirbyteTracedException) reaches the user as a TRACE message with an
+    actionable message and its stack trace; the CDK also logs it at ERROR with the raw traceback
+    folded into the log text, which reads as a crash. Keep the log line, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], AirbyteTracedException):
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def _print(message: AirbyteMessage) -> None:
@@ -55,4 +68,6 @@ def run(args: list[str] | None = None) -> None:
             return
         _print(failure.as_airbyte_message())
         sys.exit(1)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_TypedErrorsWithoutTraceback())
     launch(source, args)

@@ -17,6 +17,7 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 
 from source_ultravox_usage.config import ConfigError, today_utc, validate, with_defaults
+from source_ultravox_usage.transport import new_store
 
 # Streams reading the same windows, and so the same responses; allTime reads one range of its own.
 WINDOW_STREAMS = ("daily", "hourly")
@@ -41,7 +42,9 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
         manifest = super()._read_and_parse_yaml_file(path_to_yaml_file)
         self._spec_schema = manifest["spec"]["connection_specification"]
         sharing = [s for s in WINDOW_STREAMS if self._selected is None or s in self._selected]
-        manifest["definitions"]["requester"]["share_responses_between"] = sharing
+        requester = manifest["definitions"]["requester"]
+        requester["share_responses_between"] = sharing
+        requester["responses_token"], self._responses = new_store()
         return manifest
 
     def _migrate_and_transform_config(self, config_path: str | None, config: Any) -> Any:
@@ -59,7 +62,11 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         if self.config_error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=self.config_error.message)
-        return super().check(logger, config)
+        status = super().check(logger, config)
+        if status.message:
+            # CheckStream reports repr(error): drop the quotes it adds around the message.
+            status.message = status.message.strip("'\"")
+        return status
 
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]):  # type: ignore[no-untyped-def]
         if self.config_error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 API_KEY_HEADER = "X-API-Key"
+REJECTED_KEY_STATUSES = (401, 403)
 # Enough for every window of a long history held at once (one window of 30 days is ~100 KB);
 # past it the oldest answers are dropped and a late stream asks the API again.
 MAX_SHARED_BYTES = 64 * 1024 * 1024
@@ -30,6 +33,18 @@ class _Stored:
     encoding: str | None
     url: str
     served: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, response: requests.Response, served: set[str] | None = None) -> _Stored:
+        return cls(
+            status_code=response.status_code,
+            reason=response.reason,
+            headers=CaseInsensitiveDict(response.headers),
+            content=response.content,
+            encoding=response.encoding,
+            url=response.url,
+            served=served or set(),
+        )
 
     def to_response(self, request: requests.PreparedRequest) -> requests.Response:
         response = requests.Response()
@@ -53,6 +68,7 @@ class SharedResponses:
         self._lock = threading.Lock()
         self._stored: OrderedDict[Key, _Stored] = OrderedDict()
         self._in_flight: dict[Key, threading.Event] = {}
+        self._rejections: dict[str, _Stored] = {}
         self._bytes = 0
 
     def fetch(
@@ -86,15 +102,7 @@ class SharedResponses:
                 self._in_flight.pop(key).set()
 
     def _store(self, key: Key, reader: str, response: requests.Response) -> None:
-        stored = _Stored(
-            status_code=response.status_code,
-            reason=response.reason,
-            headers=CaseInsensitiveDict(response.headers),
-            content=response.content,
-            encoding=response.encoding,
-            url=response.url,
-            served={reader},
-        )
+        stored = _Stored.of(response, served={reader})
         with self._lock:
             if key in self._stored:
                 self._drop(key)
@@ -102,6 +110,15 @@ class SharedResponses:
             self._bytes += len(stored.content)
             while self._bytes > self._max_bytes and self._stored:
                 self._drop(next(iter(self._stored)))
+
+    def remember_rejection(self, key_hash: str, response: requests.Response) -> None:
+        stored = _Stored.of(response)
+        with self._lock:
+            self._rejections[key_hash] = stored
+
+    def rejection(self, key_hash: str) -> _Stored | None:
+        with self._lock:
+            return self._rejections.get(key_hash)
 
     def _drop(self, key: Key) -> None:
         self._bytes -= len(self._stored.pop(key).content)
@@ -111,19 +128,34 @@ class SharedResponses:
             return len(self._stored)
 
 
-SHARED_RESPONSES = SharedResponses()
+# One store per source instance (one sync), found by the token the source puts in the manifest;
+# weak values, so a store lives exactly as long as its source.
+_STORES: weakref.WeakValueDictionary[str, SharedResponses] = weakref.WeakValueDictionary()
+
+
+def new_store() -> tuple[str, SharedResponses]:
+    token = uuid.uuid4().hex
+    store = _STORES[token] = SharedResponses()
+    return token, store
+
+
+def store_for(token: str) -> SharedResponses:
+    store = _STORES.get(token)
+    return SharedResponses() if store is None else store
 
 
 class UsageTransport(HTTPAdapter):
-    """requests keeps custom headers such as X-API-Key across a redirect to another host; this
-    transport, the last step before the wire, sends the key only to the API's own origin."""
+    """The last step before the wire. requests keeps custom headers such as X-API-Key across a
+    redirect to another host, so the key is sent only to the API's own origin here. Streams in
+    `readers` share one answer per request, and a key Ultravox rejected (401/403) is not sent
+    again in the same sync: its rejection is the answer."""
 
     def __init__(
         self,
         api_origin: tuple[str, str],
         reader: str,
         readers: frozenset[str],
-        shared: SharedResponses = SHARED_RESPONSES,
+        shared: SharedResponses,
     ) -> None:
         super().__init__(pool_connections=4, pool_maxsize=10)
         self._api_origin = api_origin
@@ -135,11 +167,17 @@ class UsageTransport(HTTPAdapter):
         url = requests.utils.urlparse(request.url)
         if (url.scheme, url.netloc) != self._api_origin:
             request.headers.pop(API_KEY_HEADER, None)
+        key_hash = hashlib.sha256(request.headers.get(API_KEY_HEADER, "").encode()).hexdigest()
+        rejection = self._shared.rejection(key_hash)
+        if rejection is not None:
+            return rejection.to_response(request)
+
+        def send() -> requests.Response:
+            response = super(UsageTransport, self).send(request, *args, **kwargs)
+            if response.status_code in REJECTED_KEY_STATUSES:
+                self._shared.remember_rejection(key_hash, response)
+            return response
+
         if request.method != "GET" or not self._readers:
-            return super().send(request, *args, **kwargs)
-        api_key = request.headers.get(API_KEY_HEADER, "")
-        key = (str(request.url), hashlib.sha256(api_key.encode()).hexdigest())
-        send = super().send
-        return self._shared.fetch(
-            key, self._reader, self._readers, request, lambda: send(request, *args, **kwargs)
-        )
+            return send()
+        return self._shared.fetch((str(request.url), key_hash), self._reader, self._readers, request, send)
