@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import email.utils
+import io
 import logging
 import math
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import ijson
+import orjson
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
@@ -26,6 +30,7 @@ logger = logging.getLogger("airbyte")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
 _COUNT_FIELDS = ("totalCount", "errorCount", "joinedCount")
+USAGE_KEYS = ("allTime", "daily", "hourly")
 
 
 def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -102,6 +107,77 @@ class UsageRequester(HttpRequester):
         params.update(date_range_parameters(stream_slice, self.config))
         params.update(filter_parameters(self.config))
         return params
+
+
+@dataclass
+class UsageDecoder(Decoder):
+    """Decodes the usage object or fails naming the endpoint: the CDK's JsonDecoder turns a body
+    that is not JSON, or JSON of another shape, into zero records and a silent empty sync.
+    With totals_only (allTime) it streams the body and keeps only allTime, so the whole range's
+    hourly buckets are never built in memory."""
+
+    parameters: InitVar[Mapping[str, Any]]
+    totals_only: bool = False
+
+    def is_stream_response(self) -> bool:
+        return False
+
+    def decode(self, response: requests.Response) -> Iterator[MutableMapping[str, Any]]:
+        if self.totals_only:
+            yield {"allTime": _totals(response)}
+            return
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise _not_usage(response, "it is not JSON") from None
+        if not isinstance(body, dict) or not all(key in body for key in USAGE_KEYS):
+            raise _not_usage(response, _shape(body))
+        yield body
+
+
+def _totals(response: requests.Response) -> dict[str, Any]:
+    keys: list[str] = []
+    builder: ijson.ObjectBuilder | None = None
+    totals = None
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(response.content), use_float=True):
+            if prefix == "" and event == "map_key":
+                keys.append(value)
+            elif prefix == "allTime" or prefix.startswith("allTime."):
+                if builder is None:
+                    builder = ijson.ObjectBuilder()
+                builder.event(event, value)
+                if prefix == "allTime" and event in (
+                    "end_map",
+                    "end_array",
+                    "number",
+                    "string",
+                    "boolean",
+                    "null",
+                ):
+                    totals = builder.value
+    except ijson.JSONError:
+        raise _not_usage(response, "it is not JSON") from None
+    if not all(key in keys for key in USAGE_KEYS) or not isinstance(totals, dict):
+        raise _not_usage(response, f"its top-level keys are {keys}")
+    return totals
+
+
+def _shape(body: Any) -> str:
+    if isinstance(body, dict):
+        return f"its top-level keys are {sorted(body)[:10]}"
+    return f"it is a JSON {type(body).__name__}"
+
+
+def _not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
+    endpoint = urlsplit(response.url or "")._replace(query="", fragment="").geturl()
+    return AirbyteTracedException(
+        message=(
+            f"Ultravox answered {endpoint} with a body that is not the usage object the connector "
+            f"expects (a JSON object with allTime, daily and hourly): {why}."
+        ),
+        failure_type=FailureType.system_error,
+    )
 
 
 def _bad_record(stream: str, field_name: str, value: Any, expected: str) -> AirbyteTracedException:
