@@ -1,0 +1,243 @@
+"""Config mistakes fail check, discover and read with a config error naming the field, before any
+request; good configs (loopback http, defaults) pass."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from unit_tests.conftest import (
+    API_KEY,
+    catalog_dict,
+    cli,
+    errors,
+    make_config,
+    of_type,
+    run_check,
+    run_discover,
+    run_read,
+    usage_body,
+    write_json,
+)
+
+TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+
+# (overrides, field named in the message, another fragment of the message)
+BAD_CONFIGS = [
+    pytest.param(
+        {"start_date": "2025-03-05", "end_date": "2025-03-01"},
+        "end_date",
+        "before start_date",
+        id="end<start",
+    ),
+    pytest.param(
+        {"start_date": TOMORROW, "end_date": None}, "start_date", "in the future", id="start-future"
+    ),
+    pytest.param(
+        {"start_date": "2030-01-01", "end_date": "2030-01-31"}, "start_date", "future", id="start-2030"
+    ),
+    pytest.param({"duration_min": 60, "duration_max": 30}, "duration_min", "duration_max", id="min>max"),
+    pytest.param(
+        {"time_of_day_start": "17:00:00", "time_of_day_end": "09:00:00"},
+        "time_of_day_end",
+        "time_of_day_start",
+        id="tod-end<start",
+    ),
+    pytest.param({"voice_id": "1234"}, "voice_id", "1234", id="voice-not-uuid"),
+    pytest.param(
+        {"voice_id": "9b2c6a1e77d44c1fa3de0123456789ab"},
+        "voice_id",
+        "9b2c6a1e",
+        id="voice-uuid-without-dashes",
+    ),
+    pytest.param(
+        {"agent_ids": ["2f1b1e6c-1c3a-4d5e-9f00-1234567890ab", "x"]}, "agent_ids", "x", id="agent-not-uuid"
+    ),
+    pytest.param({"api_url": "http://api.ultravox.ai/api"}, "api_url", "https", id="http-remote"),
+    pytest.param({"api_url": "http://10.0.0.5:8000/api"}, "api_url", "https", id="http-private-ip"),
+    pytest.param(
+        {"api_url": "http://localhost.evil.example/api"}, "api_url", "https", id="http-localhost-lookalike"
+    ),
+    pytest.param(
+        {"api_url": "https://user:pw@api.ultravox.ai/api"}, "api_url", "credentials", id="url-credentials"
+    ),
+    pytest.param({"start_date": "2025-02-30"}, "start_date", "2025-02-30", id="start-not-a-date"),
+    pytest.param({"start_date": "March 1"}, "start_date", "", id="start-bad-format"),
+    pytest.param({"window_days": 0}, "window_days", "", id="window-0"),
+    pytest.param({"lookback_days": -1}, "lookback_days", "", id="lookback-negative"),
+    pytest.param({"search": ""}, "search", "", id="search-empty"),
+    pytest.param({"api_key": None}, "api_key", "missing", id="no-key"),
+]
+
+
+def failing_config(overrides):
+    return make_config(**overrides)
+
+
+# In-process (AirbyteEntrypoint, as the standard test suite runs it) the CDK validates the config
+# against the spec before the connector's own checks, and its message names the value and the
+# pattern but not the field. The console script (run.py) reports the connector's own message.
+CDK_MESSAGE_WITHOUT_FIELD = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: in-process check/read/discover (AirbyteEntrypoint) report a schema-level mistake with "
+        "the CDK's "
+        "'Config validation error: <value> does not match <pattern>', which does not name the field "
+        "(e.g. voice_id='1234'); only the console script names it"
+    ),
+)
+SCHEMA_LEVEL = {
+    "voice-not-uuid",
+    "voice-uuid-without-dashes",
+    "agent-not-uuid",
+    "start-bad-format",
+    "search-empty",
+}
+IN_PROCESS_CONFIGS = [
+    pytest.param(
+        *case.values, id=case.id, marks=[CDK_MESSAGE_WITHOUT_FIELD] if case.id in SCHEMA_LEVEL else []
+    )
+    for case in BAD_CONFIGS
+]
+
+
+@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
+def test_cli_check_prints_failed_status_naming_the_field(api, tmp_path, capsys, overrides, field, fragment):
+    config = write_json(tmp_path / "config.json", failing_config(overrides))
+    code, messages, out, err = cli(["check", "--config", config], capsys)
+    assert code == 0
+    [status] = of_type(messages, "CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "FAILED"
+    assert field in status["connectionStatus"]["message"]
+    assert fragment in status["connectionStatus"]["message"]
+    assert of_type(messages, "TRACE") == []
+    assert "Traceback" not in out + err
+    assert api.call_count == 0
+
+
+@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
+def test_cli_read_prints_a_config_error_trace(api, tmp_path, capsys, overrides, field, fragment):
+    config = write_json(tmp_path / "config.json", failing_config(overrides))
+    catalog = write_json(tmp_path / "catalog.json", catalog_dict())
+    code, messages, out, err = cli(["read", "--config", config, "--catalog", catalog], capsys)
+    assert code == 1
+    [trace] = of_type(messages, "TRACE")
+    assert trace["trace"]["type"] == "ERROR"
+    assert trace["trace"]["error"]["failure_type"] == "config_error"
+    assert field in trace["trace"]["error"]["message"]
+    assert fragment in trace["trace"]["error"]["message"]
+    assert of_type(messages, "RECORD") == []
+    assert api.call_count == 0
+
+
+@pytest.mark.parametrize(("overrides", "field", "fragment"), IN_PROCESS_CONFIGS)
+def test_in_process_read_and_discover_fail_with_a_config_error(api, overrides, field, fragment):
+    config = failing_config(overrides)
+    output = run_read(config, fails=True)
+    [(failure_type, message)] = errors(output)
+    assert failure_type == "config_error"
+    assert field in message
+    assert output.records == []
+
+    output = run_discover(config, fails=True)
+    [(failure_type, message)] = errors(output)
+    assert failure_type == "config_error"
+    assert field in message
+    assert api.call_count == 0
+
+
+@pytest.mark.parametrize(("overrides", "field", "fragment"), IN_PROCESS_CONFIGS)
+def test_in_process_check_fails_naming_the_field(api, tmp_path, overrides, field, fragment):
+    output = run_check(failing_config(overrides), tmp_path)
+    [status] = output.connection_status_messages
+    assert status.connectionStatus.status.value == "FAILED"
+    assert field in status.connectionStatus.message
+    assert api.call_count == 0
+
+
+def test_cli_discover_with_a_bad_config(api, tmp_path, capsys):
+    config = write_json(tmp_path / "config.json", make_config(duration_min=10, duration_max=5))
+    code, messages, _, _ = cli(["discover", "--config", config], capsys)
+    assert code == 1
+    [trace] = of_type(messages, "TRACE")
+    assert trace["trace"]["error"]["failure_type"] == "config_error"
+    assert "duration_min" in trace["trace"]["error"]["message"]
+    assert of_type(messages, "CATALOG") == []
+    assert api.call_count == 0
+
+
+def test_a_malformed_key_is_never_echoed(api, tmp_path, capsys):
+    config = write_json(tmp_path / "config.json", make_config(api_key=["unit-test-key-in-a-list"]))
+    _, messages, out, err = cli(["check", "--config", config], capsys)
+    [status] = of_type(messages, "CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "FAILED"
+    assert "api_key" in status["connectionStatus"]["message"]
+    assert "unit-test-key-in-a-list" not in out + err
+
+
+@pytest.mark.parametrize("path", ["config.json", "missing.json"])
+def test_unreadable_config_file_is_a_config_error_not_a_traceback(api, tmp_path, capsys, path):
+    (tmp_path / "config.json").write_text("{not json")
+    code, messages, out, err = cli(["read", "--config", str(tmp_path / path), "--catalog", "x.json"], capsys)
+    assert code == 1
+    [trace] = of_type(messages, "TRACE")
+    assert trace["trace"]["error"]["failure_type"] == "config_error"
+    assert "config" in trace["trace"]["error"]["message"]
+    # Only Airbyte messages on stdout (the trace's stack_trace field aside), nothing on stderr.
+    assert len(messages) == len(out.splitlines())
+    assert "Traceback" not in err
+    assert api.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "http://localhost:8000/api",
+        "http://127.0.0.1:8000/api",
+        "http://[::1]:8000/api",
+        "https://proxy.example/api",
+    ],
+)
+def test_loopback_http_and_any_https_are_accepted(api, tmp_path, capsys, api_url):
+    api.register(url=f"{api_url}/accounts/me/usage/calls", json=usage_body())
+    config = write_json(tmp_path / "config.json", make_config(api_url=api_url))
+    code, messages, _, _ = cli(["check", "--config", config], capsys)
+    assert code == 0
+    [status] = of_type(messages, "CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "SUCCEEDED"
+    assert api.call_count == 1
+    assert api.requests[0].headers["X-API-Key"] == API_KEY
+
+
+def test_minimal_config_uses_defaults(api, tmp_path, capsys):
+    api.register(json=usage_body())
+    config = write_json(tmp_path / "config.json", {"api_key": API_KEY})
+    code, messages, _, _ = cli(["check", "--config", config], capsys)
+    assert code == 0
+    [status] = of_type(messages, "CONNECTION_STATUS")
+    assert status["connectionStatus"]["status"] == "SUCCEEDED"
+    [request] = api.requests
+    today = datetime.now(UTC).date().isoformat()
+    assert request.url.startswith("https://api.ultravox.ai/api/accounts/me/usage/calls?")
+    from unit_tests.conftest import query
+
+    assert query(request)["fromDate"] == ["2024-01-01"]
+    assert query(request)["toDate"] == [today]
+
+
+def test_end_date_today_and_start_today_are_valid(api):
+    api.register(json=usage_body())
+    today = datetime.now(UTC).date().isoformat()
+    output = run_read(make_config(start_date=today, end_date=today))
+    assert errors(output) == []
+    assert api.date_ranges() == [(today, today), (today, today)]
+
+
+def test_equal_duration_bounds_and_time_of_day_bounds_are_valid(api):
+    api.register(json=usage_body())
+    config = make_config(
+        duration_min=30, duration_max=30, time_of_day_start="09:00:00", time_of_day_end="09:00:00"
+    )
+    output = run_read(config, streams=["allTime"])
+    assert errors(output) == []
