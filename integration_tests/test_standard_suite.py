@@ -1,0 +1,308 @@
+"""The CDK's standard connector tests, in-process, against the local Ultravox sandbox.
+
+`TestStandardSuite` is `airbyte_cdk.test.standard_tests.SourceTestSuiteBase` (not the
+`DeclarativeSourceTestSuite` variant: that one builds a bare `ConcurrentDeclarativeSource` from a
+`manifest.yaml` at the connector root, so it would skip what `SourceUltravoxUsage` adds to the
+manifest: config defaults and checks, end_date, response sharing, state checks). Its tests run
+for the configs of `acceptance-test-config.yml`, each only for the sections that list it:
+
+- spec lint of the SPEC message (`test_spec`), the config against the spec
+  (`test_config_matches_spec`);
+- `check` that succeeds (sample_config) and fails cleanly (invalid_config), with no secret in
+  its output (`test_check`);
+- `discover` and the catalog checks (`test_discover`);
+- a full-refresh read of the configured catalog's streams, every stream returning records that
+  match its schema (`test_basic_read`), and a read with a bad catalog (`test_fail_read_with_bad_catalog`).
+
+The configs cannot know the sandbox's port: `pytest_generate_tests` below parametrizes
+`scenario` indirectly, and the `scenario` fixture points each config's `api_url` at a sandbox
+started for this module (and its `api_key` at the sandbox's key, unless the config is expected to
+fail: invalid_config's wrong key is what it tests). `create_connector` builds
+`SourceUltravoxUsage` with that config and refuses any config that would reach a real host.
+
+The tests after the suite cover what it does not: no secret in the output of every command (the
+suite checks `check` only), expected_records.jsonl, the future state of abnormal_state.json and
+the config files as shipped. Regenerate expected_records.jsonl with
+`UPDATE_EXPECTED_RECORDS=1 .venv/bin/python -m pytest integration_tests/test_standard_suite.py`.
+
+Docker image tests are deselected: `-m "not image_tests"`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+from airbyte_cdk.models import (
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalogSerializer,
+)
+from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput
+from airbyte_cdk.test.entrypoint_wrapper import read as read_in_process
+from airbyte_cdk.test.models import ConnectorTestScenario
+from airbyte_cdk.test.standard_tests import SourceTestSuiteBase
+from airbyte_cdk.test.standard_tests._job_runner import run_test_job
+from airbyte_cdk.test.standard_tests._spec_lint import (
+    find_config_secrets,
+    find_leaked_secrets,
+    get_single_spec,
+)
+
+from source_ultravox_usage import SourceUltravoxUsage
+from ultravox_sandbox import Sandbox
+from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW, SANDBOX_SEED
+
+CONNECTOR_ROOT = Path(__file__).resolve().parents[1]
+TESTS_DIR = CONNECTOR_ROOT / "integration_tests"
+SAMPLE_CONFIG = TESTS_DIR / "sample_config.json"
+INVALID_CONFIG = TESTS_DIR / "invalid_config.json"
+CONFIGURED_CATALOG = TESTS_DIR / "configured_catalog.json"
+ABNORMAL_STATE = TESTS_DIR / "abnormal_state.json"
+EXPECTED_RECORDS = TESTS_DIR / "expected_records.jsonl"
+
+# Not shaped like a real key (8 alphanumerics, a dot, 32 alphanumerics), but long and with digits,
+# so the CDK's leak check searches the output for it.
+SUITE_API_KEY = "standard-suite-sandbox-key-0001"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+REAL_KEY_SHAPE = re.compile(r"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
+# expected_records.jsonl keeps CAT's line format; emitted_at is not compared.
+EMITTED_AT = 0
+
+
+def _load_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def suite_sandbox() -> Iterator[Sandbox]:
+    """One sandbox for this module, with the fixed clock, history and seed of the `sandbox` fixture."""
+    with Sandbox(
+        api_key=SUITE_API_KEY, seed=SANDBOX_SEED, history_start=SANDBOX_HISTORY_START, now=SANDBOX_NOW
+    ) as box:
+        yield box
+
+
+def against_sandbox(scenario: ConnectorTestScenario, box: Sandbox) -> ConnectorTestScenario:
+    """The scenario with its config (read from its file) pointed at `box`.
+
+    A config declared `status: failed` or `exception` keeps its own api_key: invalid_config's
+    wrong key is what makes `check` fail. Every other config gets the sandbox's key.
+    """
+    config = dict(scenario.get_config_dict(connector_root=CONNECTOR_ROOT, empty_if_missing=False))
+    config["api_url"] = box.url
+    if scenario.status not in ("failed", "exception"):
+        config["api_key"] = box.api_key
+    return scenario.model_copy(update={"config_dict": config})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `scenario` with the configs of acceptance-test-config.yml, through the fixture.
+
+    This replaces `airbyte_cdk.test.standard_tests.pytest_hooks` (not loaded here), which passes
+    the scenarios straight to the tests, before any sandbox is running.
+    """
+    if "scenario" not in metafunc.fixturenames or metafunc.cls is None:
+        return
+    scenarios = metafunc.cls.get_scenarios()
+    metafunc.parametrize("scenario", scenarios, ids=[s.id for s in scenarios], indirect=True)
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, suite_sandbox: Sandbox) -> ConnectorTestScenario:
+    return against_sandbox(request.param, suite_sandbox)
+
+
+def _require_sandbox(config: dict[str, Any]) -> None:
+    host = urlsplit(str(config.get("api_url", ""))).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise RuntimeError(
+            "A standard-suite scenario reached create_connector without the sandbox's api_url "
+            "(was it parametrized by another pytest_generate_tests, such as the CDK's "
+            "pytest_hooks?). Refusing to build a connector that would call a real API."
+        )
+
+
+class TestStandardSuite(SourceTestSuiteBase):
+    """The CDK's standard source tests for source-ultravox-usage; see the module docstring."""
+
+    # The default is the name of the connector root directory, which is a clone's name.
+    connector_name = "source-ultravox-usage"
+
+    @classmethod
+    def create_connector(cls, scenario: ConnectorTestScenario | None) -> SourceUltravoxUsage:
+        """The source as the console script builds it, with the scenario's (sandbox) config.
+
+        The catalog of a read reaches the source through `--catalog` only; built without one, the
+        source shares responses between daily and hourly, as it does when a catalog selects both.
+        """
+        if scenario is None:  # spec
+            return SourceUltravoxUsage()
+        config = scenario.get_config_dict(connector_root=cls.get_connector_root_dir(), empty_if_missing=True)
+        _require_sandbox(config)
+        return SourceUltravoxUsage(catalog=None, config=config, state=None)
+
+    # -- beyond the suite ---------------------------------------------------------------------
+
+    def test_leak_check_is_armed(self, scenario: ConnectorTestScenario) -> None:
+        """The leak check searches for this config's api_key: it is long enough and has digits.
+
+        The CDK skips short or digit-free values (such as `<your Ultravox API key>`); a key it
+        skips would make every no-secret test pass vacuously.
+        """
+        spec = get_single_spec(
+            run_test_job(self.create_connector(None), "spec", connector_root=self.get_connector_root_dir()),
+            connector_name=self.connector_name,
+        )
+        config = scenario.get_config_dict(
+            connector_root=self.get_connector_root_dir(), empty_if_missing=False
+        )
+        secrets = find_config_secrets(spec.connectionSpecification, config)
+        assert [pointer for pointer, _ in secrets] == ["/api_key"]
+        leaked = EntrypointOutput(
+            messages=[
+                json.dumps({"type": "LOG", "log": {"level": "INFO", "message": f"key={config['api_key']}"}})
+            ]
+        )
+        assert find_leaked_secrets(leaked, secrets), "the leak check would not notice this key"
+
+    @pytest.mark.parametrize("verb", ["spec", "check", "discover", "read"])
+    def test_no_secret_in_any_output(self, scenario: ConnectorTestScenario, verb: str) -> None:
+        """The suite searches `check` output for secrets; this searches every command's output.
+
+        Every command runs for every config here. With a wrong key (a config declared
+        `status: failed`), `check` reports FAILED and `read` fails, and neither may print the
+        key; `spec` and `discover` send no request, so they succeed.
+        """
+        failing = scenario.status == "failed" and verb in ("check", "read")
+        expected = scenario.with_expecting_failure() if failing else scenario.with_expecting_success()
+        output = run_test_job(
+            self.create_connector(scenario),
+            verb,
+            connector_root=self.get_connector_root_dir(),
+            test_scenario=None if verb == "spec" else expected,
+            catalog=_load_json(CONFIGURED_CATALOG) if verb == "read" else None,
+            inspect_output=lambda output: self._assert_no_secrets_in_output(scenario, output, verb=verb),
+        )
+        if failing and verb == "read":
+            assert output.trace_messages, "a failed read must say why in a TRACE message"
+
+
+def _sandbox_config(box: Sandbox) -> dict[str, Any]:
+    return {**_load_json(SAMPLE_CONFIG), "api_url": box.url, "api_key": box.api_key}
+
+
+def _read(box: Sandbox, state: list[dict[str, Any]] | None = None) -> EntrypointOutput:
+    """A read of configured_catalog.json, with the source built like the console script builds it."""
+    config = _sandbox_config(box)
+    catalog = ConfiguredAirbyteCatalogSerializer.load(_load_json(CONFIGURED_CATALOG))
+    state_messages = [AirbyteStateMessageSerializer.load(s) for s in state] if state is not None else None
+    source = SourceUltravoxUsage(catalog=catalog, config=config, state=state_messages)
+    output = read_in_process(source, config, catalog, state_messages)
+    assert not output.errors, output.get_formatted_error_message()
+    return output
+
+
+def _record_lines(output: EntrypointOutput) -> list[dict[str, Any]]:
+    return [
+        {"stream": m.record.stream, "data": m.record.data, "emitted_at": EMITTED_AT}
+        for m in output.records
+        if m.record is not None
+    ]
+
+
+STREAM_ORDER = {"allTime": 0, "daily": 1, "hourly": 2}
+
+
+def _sort_key(line: dict[str, Any]) -> tuple[int, str, int]:
+    data = line["data"]
+    return STREAM_ORDER[line["stream"]], data.get("date", ""), data.get("hour", -1)
+
+
+def test_expected_records(suite_sandbox: Sandbox) -> None:
+    """A first sync of sample_config's fixed range returns exactly expected_records.jsonl."""
+    lines = sorted(_record_lines(_read(suite_sandbox)), key=_sort_key)
+    if os.environ.get("UPDATE_EXPECTED_RECORDS") == "1":
+        EXPECTED_RECORDS.write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
+    expected = [json.loads(line) for line in EXPECTED_RECORDS.read_text().splitlines() if line.strip()]
+    # The snapshot is consistent in itself: hours add up to days, days to the range's allTime.
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for line in expected:
+        by_stream.setdefault(line["stream"], []).append(line["data"])
+    assert sorted(by_stream) == ["allTime", "daily", "hourly"]
+    days = {d["date"]: d["totalCount"] for d in by_stream["daily"]}
+    assert sorted(days) == [f"2025-02-{n}" for n in range(24, 29)] + ["2025-03-01", "2025-03-02"]
+    for day, total in days.items():
+        assert sum(h["totalCount"] for h in by_stream["hourly"] if h["date"] == day) == total, day
+    assert by_stream["allTime"] == [
+        {
+            **by_stream["allTime"][0],
+            "totalCount": sum(days.values()),
+            "fromDate": "2025-02-24",
+            "toDate": "2025-03-02",
+        }
+    ]
+    assert len(lines) == len(expected)
+    for got, want in zip(lines, sorted(expected, key=_sort_key), strict=True):
+        assert (got["stream"], got["data"]) == (want["stream"], want["data"])
+
+
+def test_abnormal_state_reads_nothing_and_keeps_it(suite_sandbox: Sandbox) -> None:
+    """With cursors far in the future, daily and hourly request and read nothing, and keep their state."""
+    abnormal = _load_json(ABNORMAL_STATE)
+    suite_sandbox.clear_log()
+    output = _read(suite_sandbox, state=abnormal)
+    streams = [line["stream"] for line in _record_lines(output)]
+    assert streams == ["allTime"], streams
+    # allTime's one request, for the configured range; no window of daily or hourly.
+    assert [(r.query.get("fromDate"), r.query.get("toDate")) for r in suite_sandbox.requests] == [
+        (["2025-02-24"], ["2025-03-02"])
+    ]
+    final = {}
+    for message in output.state_messages:
+        dumped = AirbyteStateMessageSerializer.dump(message.state)["stream"]
+        final[dumped["stream_descriptor"]["name"]] = dumped["stream_state"]
+    for saved in abnormal:
+        name = saved["stream"]["stream_descriptor"]["name"]
+        assert final.get(name) == saved["stream"]["stream_state"], (name, final.get(name))
+
+
+def test_configured_catalog_matches_discover(suite_sandbox: Sandbox) -> None:
+    """configured_catalog.json names the discovered streams with their keys, cursors and modes."""
+    config = _sandbox_config(suite_sandbox)
+    output = run_test_job(
+        SourceUltravoxUsage(config=config),
+        "discover",
+        connector_root=CONNECTOR_ROOT,
+        test_scenario=ConnectorTestScenario(config_dict=config, status="succeed"),
+    )
+    assert output.catalog.catalog is not None
+    discovered = {s.name: s for s in output.catalog.catalog.streams}
+    configured = _load_json(CONFIGURED_CATALOG)["streams"]
+    assert sorted(c["stream"]["name"] for c in configured) == sorted(discovered)
+    for entry in configured:
+        stream = discovered[entry["stream"]["name"]]
+        modes = [m.value for m in stream.supported_sync_modes]
+        assert entry["sync_mode"] in modes
+        assert entry["stream"]["supported_sync_modes"] == modes
+        assert entry["primary_key"] == (stream.source_defined_primary_key or [])
+        assert entry["cursor_field"] == (stream.default_cursor_field or [])
+
+
+def test_config_files_as_shipped() -> None:
+    """The config files, before the sandbox overlay: valid for the spec, fixed dates, fake keys."""
+    output = run_test_job(SourceUltravoxUsage(), "spec", connector_root=CONNECTOR_ROOT)
+    spec = output.spec_messages[0].spec.connectionSpecification
+    for path in (SAMPLE_CONFIG, INVALID_CONFIG):
+        config = _load_json(path)
+        jsonschema.validate(config, spec)
+        assert {"start_date", "end_date"} <= set(config), f"{path.name} needs a fixed date range"
+        assert "api_url" not in config, f"{path.name}: api_url is hidden; users leave the default"
+        assert not REAL_KEY_SHAPE.search(path.read_text()), f"{path.name} holds a key shaped like a real one"
+    assert _load_json(SAMPLE_CONFIG)["api_key"].startswith("<"), "sample_config's key must be a placeholder"
