@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -708,7 +709,8 @@ def test_aggregate_is_fast_on_three_years() -> None:
 # -- the command line -------------------------------------------------------------------------------------
 
 
-def test_module_cli_prints_url_serves_and_stops_cleanly() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_module_cli_prints_url_serves_and_stops_cleanly(signum: int) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "ultravox_sandbox", "--port", "0", "--days", "40", "--empty-buckets", "omit"],
         cwd=REPO_ROOT,
@@ -726,8 +728,13 @@ def test_module_cli_prints_url_serves_and_stops_cleanly() -> None:
         assert body["daily"] and all(row["totalCount"] for row in body["daily"])
         assert body["daily"][-1]["date"] <= datetime.now(UTC).date().isoformat()
     finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=5)
+        proc.send_signal(signum)
+        try:
+            _, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a server behind, even when it ignores the signal
+            proc.communicate()
+            raise
     assert proc.returncode == 0
     assert "Traceback" not in err and SANDBOX_API_KEY not in err
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
 from datetime import UTC, datetime, timedelta
 
 from .server import SANDBOX_API_KEY, Faults, Sandbox
@@ -26,10 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     now = datetime.now(UTC)
-    stop = threading.Event()
-    # Handlers only set a flag, so shutdown happens in the main thread without a traceback.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    for signum in stop_signals:
+        # A real handler, because an ignored signal (SIGINT in a background job) is never queued.
+        signal.signal(signum, lambda *_: None)
+    # Blocked signals are taken with sigwait below; setting an Event from a handler instead can
+    # deadlock against the main thread's own wait. Threads started later inherit the mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     sandbox = Sandbox(
         api_key=args.api_key,
         seed=args.seed,
@@ -45,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     print(f"ULTRAVOX_SANDBOX_URL={sandbox.url}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        signal.sigwait(stop_signals)
     finally:
         sandbox.stop()
     return 0
