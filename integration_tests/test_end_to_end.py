@@ -191,23 +191,12 @@ def test_full_refresh_equals_ground_truth(
     assert sorted(logged_ranges(box)) == sorted([*windows, (day(start).isoformat(), end.isoformat())])
 
 
-REMAINDER_OF_ONE_DAY_MERGED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when N mod window_days == 1 (always for window_days=1), the last day is merged into "
-        "the previous window, which then covers window_days + 1 days: 2025-02-26..2025-03-04 with "
-        "window_days=3 sends 02-26..02-28 and 03-01..03-04 (4 days) instead of 03-01..03-03 + "
-        "03-04..03-04, so ceil(N / window_days) + 1 requests does not hold"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     ("start", "end", "window_days"),
     [
         pytest.param("2025-02-27", "2025-03-04", 3, id="6-days-w3"),
-        pytest.param("2025-02-26", "2025-03-04", 3, id="7-days-w3", marks=REMAINDER_OF_ONE_DAY_MERGED),
-        pytest.param("2025-03-01", "2025-03-04", 1, id="4-days-w1", marks=REMAINDER_OF_ONE_DAY_MERGED),
+        pytest.param("2025-02-26", "2025-03-04", 3, id="7-days-w3"),
+        pytest.param("2025-03-01", "2025-03-04", 1, id="4-days-w1"),
     ],
 )
 def test_full_sync_makes_one_request_per_window_plus_one(
