@@ -27,8 +27,8 @@ ADDED = {
 PRIMARY_KEY = {"daily": ("date",), "hourly": ("date", "hour")}
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_LOOKBACK_DAYS = 2
-# Shaped like a real key (8 + dot + 32), but not the sandbox's.
-BAD_KEY = "Zk9Ht7Lm.wX7pN9fM3kLj6tRq2bGhA8yE5cZvD4sT"
+# Obviously fake, and not the sandbox's.
+BAD_KEY = "wrong-key-canary-0000-not-real"
 
 
 # -- helpers ---------------------------------------------------------------------------------
