@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -143,6 +145,24 @@ def api():
         yield FakeUsageApi(adapter)
 
 
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the CDK's retry waits instead of sleeping them (the CDK sleeps backoff + 1 s per retry).
+
+    Only the CDK's rate_limiting module is patched: the connector's backoff strategy still computes
+    every wait, and the list shows exactly what it asked for."""
+    import time as real_time
+
+    from airbyte_cdk.sources.streams.http import rate_limiting
+
+    recorded: list[float] = []
+    fake_time = types.SimpleNamespace(
+        sleep=recorded.append, time=real_time.time, monotonic=real_time.monotonic
+    )
+    monkeypatch.setattr(rate_limiting, "time", fake_time)
+    return recorded
+
+
 # --------------------------------------------------------------------------- config, catalog, state
 
 
@@ -207,13 +227,19 @@ def run_read(
     streams: Iterable[str] = ALL_STREAMS,
     state: list[AirbyteStateMessage] | None = None,
     *,
-    fails: bool = False,
+    fails: bool | None = False,
     incremental: bool = True,
+    debug: bool = False,
 ) -> EntrypointOutput:
+    """fails: True if the read must fail, False if it must succeed, None for either."""
     catalog = make_catalog(streams, incremental)
     source = SourceUltravoxUsage(catalog=catalog, config=config, state=state)
-    outcome = ExpectedOutcome.EXPECT_EXCEPTION if fails else ExpectedOutcome.EXPECT_SUCCESS
-    return cdk_read(source, config, catalog, state, expected_outcome=outcome)
+    outcome = {
+        True: ExpectedOutcome.EXPECT_EXCEPTION,
+        False: ExpectedOutcome.EXPECT_SUCCESS,
+        None: ExpectedOutcome.ALLOW_ANY,
+    }[fails]
+    return cdk_read(source, config, catalog, state, expected_outcome=outcome, debug=debug)
 
 
 def run_check(config: Mapping[str, Any], tmp_path: Any) -> EntrypointOutput:
@@ -280,10 +306,16 @@ def all_text(output: EntrypointOutput) -> str:
 def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]], str, str]:
     """Run the console script's function in-process: (exit code, parsed messages, stdout, stderr)."""
     code = 0
+    hook = sys.excepthook
     try:
         cli_run(args)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
+    except Exception as error:  # noqa: BLE001 (a process would hand it to the excepthook launch() set)
+        code = 1
+        sys.excepthook(type(error), error, error.__traceback__)
+    finally:
+        sys.excepthook = hook
     captured = capsys.readouterr()
     messages = []
     for line in captured.out.splitlines():
