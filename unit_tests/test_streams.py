@@ -20,26 +20,18 @@ from unit_tests.conftest import (
     windows,
 )
 
-# A window must cover at most window_days days: the last one is the shorter remainder.
-LAST_DAY_MERGED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when the days left after the last full window are exactly 1 (N mod w == 1, and always "
-        "for window_days=1), that day is merged into the previous window, which then covers w+1 days "
-        "(e.g. 2025-03-01..07, w=3 -> 03-04..03-07 instead of 03-04..03-06 + 03-07..03-07)"
-    ),
-)
-
+# A window covers at most window_days days: the last one is the shorter remainder (a one-day
+# remainder was once merged into the previous window, breaking sharing and the window size).
 # (start, end, window_days); N = days in the range.
 RANGES = [
     pytest.param("2025-03-01", "2025-03-01", 30, id="one-day"),
     pytest.param("2025-03-01", "2025-03-06", 2, id="6d-w2-exact"),
-    pytest.param("2025-03-01", "2025-03-07", 3, id="7d-w3-remainder-1", marks=LAST_DAY_MERGED),
+    pytest.param("2025-03-01", "2025-03-07", 3, id="7d-w3-remainder-1"),
     pytest.param("2025-03-01", "2025-03-08", 3, id="8d-w3-remainder-2"),
-    pytest.param("2025-03-01", "2025-03-04", 1, id="4d-w1", marks=LAST_DAY_MERGED),
+    pytest.param("2025-03-01", "2025-03-04", 1, id="4d-w1"),
     pytest.param("2025-02-20", "2025-03-10", 7, id="feb-mar-w7"),
     pytest.param("2024-12-20", "2025-01-09", 7, id="year-boundary-w7"),
-    pytest.param("2024-12-20", "2025-01-10", 7, id="year-boundary-w7-remainder-1", marks=LAST_DAY_MERGED),
+    pytest.param("2024-12-20", "2025-01-10", 7, id="year-boundary-w7-remainder-1"),
     pytest.param("2024-02-27", "2024-03-03", 2, id="leap-day-w2"),
     pytest.param("2024-01-01", "2024-12-31", 366, id="leap-year-one-window"),
     pytest.param("2024-01-01", "2025-03-31", 30, id="15-months-w30"),
