@@ -11,16 +11,18 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import ijson
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
+from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils import AirbyteTracedException
 
@@ -178,6 +180,52 @@ def _not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
         ),
         failure_type=FailureType.system_error,
     )
+
+
+@dataclass
+class UsageErrorHandler(DefaultErrorHandler):
+    """The manifest's response filters, plus what they cannot match: a timeout or a dropped
+    connection (an exception, not a response) is retried as a transient error, and with
+    split_windows a window of several days that times out (a read timeout or a 504) is split
+    in two rather than retried whole; a single day is retried."""
+
+    split_windows: bool = False
+
+    def interpret_response(
+        self, response_or_exception: requests.Response | Exception | None
+    ) -> ErrorResolution:
+        timed_out = isinstance(response_or_exception, requests.Timeout) or (
+            isinstance(response_or_exception, requests.Response) and response_or_exception.status_code == 504
+        )
+        if timed_out and self.split_windows and _days_requested(response_or_exception) > 1:
+            return ErrorResolution(
+                response_action=ResponseAction.SPLIT_REQUEST_WINDOW,
+                failure_type=FailureType.transient_error,
+                error_message="Ultravox timed out on this date range; reading it in two halves.",
+            )
+        if isinstance(response_or_exception, requests.RequestException) and not isinstance(
+            response_or_exception, requests.HTTPError
+        ):
+            return ErrorResolution(
+                response_action=ResponseAction.RETRY,
+                failure_type=FailureType.transient_error,
+                error_message=(
+                    "Ultravox did not answer "
+                    f"({type(response_or_exception).__name__}: a timeout or a dropped connection). "
+                    "The sync will pick up from its last state on the next run."
+                ),
+            )
+        return super().interpret_response(response_or_exception)
+
+
+def _days_requested(response_or_exception: requests.Response | Exception) -> int:
+    request = getattr(response_or_exception, "request", None)
+    query = parse_qs(urlsplit(getattr(request, "url", "") or "").query)
+    try:
+        start, end = date.fromisoformat(query["fromDate"][0]), date.fromisoformat(query["toDate"][0])
+    except (KeyError, ValueError):
+        return 0
+    return (end - start).days + 1
 
 
 def _bad_record(stream: str, field_name: str, value: Any, expected: str) -> AirbyteTracedException:

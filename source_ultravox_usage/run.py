@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, Status, Type
 from airbyte_cdk.utils import AirbyteTracedException
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
 from source_ultravox_usage.config import ConfigError
 from source_ultravox_usage.source import SourceUltravoxUsage
@@ -70,4 +72,13 @@ def run(args: list[str] | None = None) -> None:
         sys.exit(1)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_TypedErrorsWithoutTraceback())
-    launch(source, args)
+    _launch(source, args)
+
+
+def _launch(source: SourceUltravoxUsage, args: list[str]) -> None:
+    """The CDK's launch(), with every output line passed through the secret filter: the CDK masks
+    the key in logs but not in error traces, which can quote an API answer that echoes it."""
+    entrypoint = AirbyteEntrypoint(source)
+    with PRINT_BUFFER:
+        for message in entrypoint.run(entrypoint.parse_args(args)):
+            print(f"{filter_secrets(message)}\n", end="")

@@ -14,7 +14,9 @@ from airbyte_cdk.models import (
     ConfiguredAirbyteCatalog,
     Status,
 )
+from airbyte_cdk.models import Type as MessageType
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, update_secrets
 
 from source_ultravox_usage.config import ConfigError, today_utc, validate, with_defaults
 from source_ultravox_usage.transport import new_store
@@ -35,6 +37,8 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
         self._today = today_utc()
         self._selected = {s.stream.name for s in catalog.streams} if catalog and catalog.streams else None
         self.config_error: ConfigError | None = None
+        if config and isinstance(config.get("api_key"), str) and config["api_key"]:
+            update_secrets([config["api_key"]])
         super().__init__(path_to_yaml="manifest.yaml", catalog=catalog, config=config, state=state, **kwargs)
         self.state_error = _state_error(state or [])
 
@@ -58,6 +62,18 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
             defaults = with_defaults({}, self._spec_schema, self._today)
             filled = {**filled, **{k: defaults[k] for k in ("num_workers", "window_days", "lookback_days")}}
         return filled
+
+    def configure(self, config: Mapping[str, Any], temp_dir: str) -> Mapping[str, Any]:
+        configured = super().configure(config, temp_dir)
+        if self.config_error is None:
+            return configured
+        # Run in-process, the CDK checks the config against the spec before check, discover or
+        # read reach this source, with a message that does not name the field. This source's own
+        # message, which does, is already waiting there: give the CDK a stand-in config it
+        # accepts, so that message is the one the user sees. Nothing is requested with it.
+        key = config.get("api_key")
+        stand_in = {"api_key": key if isinstance(key, str) and key else "<invalid api_key>"}
+        return with_defaults(stand_in, self._spec_schema, self._today)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         if self.config_error:
@@ -84,7 +100,18 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
             raise self.config_error
         if self.state_error:
             raise self.state_error
-        yield from super().read(logger, config, catalog, state)
+        for message in super().read(logger, config, catalog, state):
+            if message.type == MessageType.TRACE and message.trace.error is not None:
+                _mask_secrets(message.trace.error)
+            yield message
+
+
+def _mask_secrets(error: Any) -> None:
+    """The CDK masks the key in logs but not in error traces, which can quote an API answer
+    that echoes it."""
+    for name in ("message", "internal_message", "stack_trace"):
+        if getattr(error, name, None):
+            setattr(error, name, filter_secrets(getattr(error, name)))
 
 
 def _state_error(state: list[AirbyteStateMessage]) -> ConfigError | None:

@@ -75,33 +75,6 @@ def failing_config(overrides):
     return make_config(**overrides)
 
 
-# In-process (AirbyteEntrypoint, as the standard test suite runs it) the CDK validates the config
-# against the spec before the connector's own checks, and its message names the value and the
-# pattern but not the field. The console script (run.py) reports the connector's own message.
-CDK_MESSAGE_WITHOUT_FIELD = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: in-process check/read/discover (AirbyteEntrypoint) report a schema-level mistake with "
-        "the CDK's "
-        "'Config validation error: <value> does not match <pattern>', which does not name the field "
-        "(e.g. voice_id='1234'); only the console script names it"
-    ),
-)
-SCHEMA_LEVEL = {
-    "voice-not-uuid",
-    "voice-uuid-without-dashes",
-    "agent-not-uuid",
-    "start-bad-format",
-    "search-empty",
-}
-IN_PROCESS_CONFIGS = [
-    pytest.param(
-        *case.values, id=case.id, marks=[CDK_MESSAGE_WITHOUT_FIELD] if case.id in SCHEMA_LEVEL else []
-    )
-    for case in BAD_CONFIGS
-]
-
-
 @pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
 def test_cli_check_prints_failed_status_naming_the_field(api, tmp_path, capsys, overrides, field, fragment):
     config = write_json(tmp_path / "config.json", failing_config(overrides))
@@ -131,7 +104,7 @@ def test_cli_read_prints_a_config_error_trace(api, tmp_path, capsys, overrides, 
     assert api.call_count == 0
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), IN_PROCESS_CONFIGS)
+@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
 def test_in_process_read_and_discover_fail_with_a_config_error(api, overrides, field, fragment):
     config = failing_config(overrides)
     output = run_read(config, fails=True)
@@ -147,7 +120,7 @@ def test_in_process_read_and_discover_fail_with_a_config_error(api, overrides, f
     assert api.call_count == 0
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), IN_PROCESS_CONFIGS)
+@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
 def test_in_process_check_fails_naming_the_field(api, tmp_path, overrides, field, fragment):
     output = run_check(failing_config(overrides), tmp_path)
     [status] = output.connection_status_messages

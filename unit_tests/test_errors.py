@@ -238,14 +238,6 @@ def test_persistent_5xx_on_a_window_is_a_transient_error(api, sleeps, status):
     assert len(sleeps) == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a timeout or dropped connection that persists through all 7 attempts ends as a "
-        "system_error ('Exhausted available request attempts ... Exception: ConnectTimeout'), "
-        "not the transient_error the issue requires (5xx does end transient)"
-    ),
-)
 @pytest.mark.parametrize(
     "exc",
     [
@@ -397,17 +389,6 @@ def test_a_plain_400_is_not_split(api):
     assert api.call_count == 1
 
 
-ONE_DAY_504_NOT_RETRIED = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: on daily/hourly a 504 is only ever split, never retried: a one-day window that gets one "
-        "504 (a gateway blip) fails the sync at once with zero retries, though the issue says 5xx are "
-        "retried with backoff"
-    ),
-)
-
-
-@ONE_DAY_504_NOT_RETRIED
 def test_a_504_blip_on_a_one_day_window_is_retried(api, sleeps):
     api.register([{"status_code": 504, "headers": NO_WAIT}, {"json": usage_body()}])
     output = run_read(
@@ -417,7 +398,6 @@ def test_a_504_blip_on_a_one_day_window_is_retried(api, sleeps):
     assert api.call_count == 2
 
 
-@ONE_DAY_504_NOT_RETRIED
 def test_a_persistent_504_on_a_one_day_window_is_retried_then_transient(api, sleeps):
     api.register(status_code=504, headers=NO_WAIT)
     output = run_read(

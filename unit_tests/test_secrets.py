@@ -20,20 +20,11 @@ from unit_tests.conftest import (
 # A server that echoes what it was sent, as some error pages do.
 ECHO = f"Invalid API key {API_KEY}"
 
-ECHO_LEAKS = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when an error body echoes the key, the stream's TRACE error (message and internal_message) "
-        "carries it unmasked, in-process and from the console script; LOG lines are masked ('****') "
-        "but traces are not"
-    ),
-)
-
 ERROR_PATHS = [
     pytest.param([{"status_code": 401, "json": {"detail": "Invalid API key."}}], id="401"),
-    pytest.param([{"status_code": 403, "json": {"detail": ECHO}}], id="403-echo", marks=ECHO_LEAKS),
-    pytest.param([{"status_code": 400, "json": {"detail": ECHO}}], id="400-echo", marks=ECHO_LEAKS),
-    pytest.param([{"status_code": 404, "text": ECHO}], id="404-echo", marks=ECHO_LEAKS),
+    pytest.param([{"status_code": 403, "json": {"detail": ECHO}}], id="403-echo"),
+    pytest.param([{"status_code": 400, "json": {"detail": ECHO}}], id="400-echo"),
+    pytest.param([{"status_code": 404, "text": ECHO}], id="404-echo"),
     pytest.param([{"status_code": 200, "text": f"<html>{ECHO}</html>"}], id="html-echo"),
     pytest.param([{"status_code": 200, "json": {"results": [], "key": API_KEY}}], id="wrong-shape-echo"),
     pytest.param(
