@@ -1,0 +1,574 @@
+"""The benchmark of issue 5: the connector against a minimal hand-written client, side by side.
+
+    .venv/bin/python scripts/benchmark.py                 # 30, 365 and 1095 days, 3 repeats
+    .venv/bin/python scripts/benchmark.py --quick         # 10 days, 1 repeat, 10 ms latency
+    .venv/bin/python scripts/benchmark.py --window-days 15 --num-workers 5 --strict
+
+A sandbox of the Ultravox usage endpoint runs in this process (a thread) with a fixed clock and a
+fixed per-request latency. For every history length N (start_date = end_date - N + 1, end_date =
+the sandbox's today) it runs, as subprocesses of this one:
+
+- the connector: `source-ultravox-usage read` with a full catalog (allTime, daily and hourly,
+  incremental), and the connector's own defaults unless --window-days / --num-workers are given;
+- a minimal client (this script with --minimal-client) that sends exactly the requests the
+  connector sent, taken from the sandbox's log, one after another with plain `requests`, and prints
+  an Airbyte RECORD line for every allTime, daily and hourly element: the floor without the CDK.
+
+Measured per run: requests sent (the sandbox log, cleared between runs), wall time (launch to exit),
+records, records per second, and peak RSS of the child (ru_maxrss from `os.wait4`, in a tiny
+launcher process: see LAUNCHER). Also the start-up time of `source-ultravox-usage spec` and of
+`python -c "import requests"`, and where each run's time goes (start-up, requests, after the last).
+
+It prints Markdown tables, the machine, and PASS/FAIL for the issue's targets; it exits 0 whatever
+the targets say unless --strict, and 2 when a run itself fails (a crash, records that differ).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def minimal_client(plan_path: str) -> None:
+    """The floor: the connector's requests, in order, with plain requests; one RECORD per element.
+
+    It adds the same derived fields as the connector (durationSeconds, hourStart, allTime's range)
+    so both print the same records. Kept to what such a client needs: nothing else is imported."""
+    import requests
+
+    plan = json.loads(Path(plan_path).read_text())
+    out = sys.stdout
+    session = requests.Session()
+    headers = {"X-API-Key": plan["api_key"]}
+
+    def emit(stream: str, data: dict) -> None:
+        data["durationSeconds"] = float(data["duration"][:-1])
+        message = {"stream": stream, "data": data, "emitted_at": int(time.time() * 1000)}
+        out.write(json.dumps({"type": "RECORD", "record": message}) + "\n")
+
+    for request in plan["requests"]:
+        response = session.get(plan["base"] + request["path"], params=request["params"], headers=headers)
+        response.raise_for_status()
+        body = response.json()
+        if request["emit"] == "allTime":
+            emit("allTime", {**body["allTime"], "fromDate": plan["start_date"], "toDate": plan["end_date"]})
+            continue
+        for day in body["daily"]:
+            emit("daily", day)
+        for hour in body["hourly"]:
+            hour["hourStart"] = f"{hour['date']}T{hour['hour']:02d}:00:00Z"
+            emit("hourly", hour)
+    out.flush()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--minimal-client"]:
+    minimal_client(sys.argv[2])
+    sys.exit(0)
+
+
+# ---- the benchmark (everything below runs only in the benchmarking process) -------------------
+
+import argparse  # noqa: E402
+import ast  # noqa: E402
+import datetime as dt  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from integration_tests.cli import configured_catalog  # noqa: E402
+from ultravox_sandbox import Faults, Sandbox  # noqa: E402
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("source-ultravox-usage")
+# A fixed clock: the sandbox's "now" (and so its today, the config's end_date) never moves.
+NOW = dt.datetime(2025, 3, 4, 15, 55, tzinfo=dt.UTC)
+DEFAULT_DAYS = (30, 365, 1095)
+QUICK_DAYS = (10,)
+WALL_TARGET_FROM_DAYS = 365
+RSS_TARGET_MB = 30.0
+
+
+@dataclass
+class Run:
+    days: int
+    client: str
+    wall_s: float
+    rss_mb: float
+    cpu_s: float
+    records: Counter
+    requests: list  # the sandbox's LoggedRequest entries of this run, in start order
+    launched: float
+    exited: float
+
+    @property
+    def record_count(self) -> int:
+        return sum(self.records.values())
+
+    @property
+    def startup_s(self) -> float:
+        return self.requests[0].started - self.launched if self.requests else float("nan")
+
+    @property
+    def requests_s(self) -> float:
+        if not self.requests:
+            return float("nan")
+        return max(r.ended for r in self.requests) - self.requests[0].started
+
+    @property
+    def after_s(self) -> float:
+        return self.exited - max(r.ended for r in self.requests) if self.requests else float("nan")
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests the sandbox was answering at once."""
+        events = sorted([(r.started, 1) for r in self.requests] + [(r.ended, -1) for r in self.requests])
+        peak = current = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        return peak
+
+    @property
+    def longest_request_s(self) -> float:
+        return max((r.ended - r.started for r in self.requests), default=float("nan"))
+
+
+@dataclass
+class Measured:
+    """The runs of one (days, client) pair; figures are medians over the repeats."""
+
+    days: int
+    client: str
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(run, attribute) for run in self.runs)
+
+    @property
+    def request_counts(self) -> list[int]:
+        return [len(run.requests) for run in self.runs]
+
+    @property
+    def records(self) -> int:
+        return self.runs[0].record_count
+
+
+class BenchmarkError(RuntimeError):
+    pass
+
+
+# Peak RSS comes from the rusage that wait4 returns for a child. On Linux that figure also covers
+# the memory the child had before exec, a copy of its parent's: a child started straight from this
+# process (sandbox, call log) would inherit this process's RSS as a floor. So every measured child
+# is started from this tiny launcher, a fresh Python of ~10 MB that imports nothing else, spawns the
+# command and reports its wall time (launch to exit, on the system-wide monotonic clock that the
+# sandbox log uses too), peak RSS and CPU time.
+LAUNCHER = """
+import os, sys, time
+out, err, report, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+actions = [(os.POSIX_SPAWN_OPEN, 1, out, flags, 0o644), (os.POSIX_SPAWN_OPEN, 2, err, flags, 0o644)]
+launched = time.monotonic()
+pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+_, status, usage = os.wait4(pid, 0)
+exited = time.monotonic()
+with open(report, "w") as f:
+    f.write(repr((os.waitstatus_to_exitcode(status), launched, exited, usage.ru_maxrss,
+                  usage.ru_utime + usage.ru_stime)))
+"""
+
+
+@dataclass
+class ChildResult:
+    wall_s: float
+    rss_mb: float
+    cpu_s: float
+    launched: float
+    exited: float
+    stdout: Path
+
+
+def run_child(argv: list[str], workdir: Path, name: str) -> ChildResult:
+    """Run argv (an absolute executable first) to completion through the launcher; stdout goes
+    to a file, so this process (and its sandbox thread) spends no time reading it meanwhile."""
+    stdout_path, stderr_path = workdir / f"{name}.out", workdir / f"{name}.err"
+    report_path = workdir / f"{name}.rusage"
+    subprocess.run(
+        [sys.executable, "-S", "-c", LAUNCHER, str(stdout_path), str(stderr_path), str(report_path), *argv],
+        check=True,
+        cwd=workdir,
+    )
+    returncode, launched, exited, maxrss_kib, cpu = ast.literal_eval(report_path.read_text())
+    if returncode != 0:
+        tail = (
+            stderr_path.read_text(errors="replace")[-2000:] or stdout_path.read_text(errors="replace")[-2000:]
+        )
+        raise BenchmarkError(f"{' '.join(argv[:2])} exited with {returncode}:\n{tail}")
+    return ChildResult(exited - launched, maxrss_kib / 1024, cpu, launched, exited, stdout_path)
+
+
+def count_records(stdout_path: Path) -> Counter:
+    counts: Counter = Counter()
+    with stdout_path.open() as lines:
+        for line in lines:
+            if line.startswith("{") and '"RECORD"' in line:
+                message = json.loads(line)
+                if message.get("type") == "RECORD":
+                    counts[message["record"]["stream"]] += 1
+            elif '"TRACE"' in line and '"ERROR"' in line:
+                raise BenchmarkError(f"{stdout_path.name} reported an error: {line[:2000]}")
+    return counts
+
+
+def run_connector(sandbox: Sandbox, days: int, config: dict, workdir: Path, tag: str) -> Run:
+    config_path, catalog_path = workdir / f"config-{days}.json", workdir / "catalog.json"
+    config_path.write_text(json.dumps(config))
+    catalog_path.write_text(json.dumps(configured_catalog()))
+    sandbox.clear_log()
+    child = run_child(
+        [str(CONSOLE_SCRIPT), "read", "--config", str(config_path), "--catalog", str(catalog_path)],
+        workdir,
+        f"connector-{tag}",
+    )
+    return make_run(days, "connector", child, sandbox)
+
+
+def minimal_plan(sandbox: Sandbox, config: dict, logged: list) -> dict:
+    """The connector's requests for the minimal client. The one request of the whole range that
+    allTime sent answers allTime; every other (the windows) answers daily and hourly. When one
+    window covers the whole range both requests are alike, and either may play either part."""
+    requests, all_time_taken = [], False
+    for entry in logged:
+        whole = entry.query.get("fromDate") == [config["start_date"]] and entry.query.get("toDate") == [
+            config["end_date"]
+        ]
+        is_all_time = whole and not all_time_taken
+        all_time_taken = all_time_taken or is_all_time
+        params = [[name, value] for name, values in entry.query.items() for value in values]
+        requests.append(
+            {"path": entry.path, "params": params, "emit": "allTime" if is_all_time else "windows"}
+        )
+    return {
+        "base": sandbox.origin,
+        "api_key": sandbox.api_key,
+        "start_date": config["start_date"],
+        "end_date": config["end_date"],
+        "requests": requests,
+    }
+
+
+def run_minimal(sandbox: Sandbox, days: int, plan: dict, workdir: Path, tag: str) -> Run:
+    plan_path = workdir / f"plan-{days}.json"
+    plan_path.write_text(json.dumps(plan))
+    sandbox.clear_log()
+    child = run_child(
+        [sys.executable, str(Path(__file__).resolve()), "--minimal-client", str(plan_path)],
+        workdir,
+        f"minimal-{tag}",
+    )
+    return make_run(days, "minimal", child, sandbox)
+
+
+def make_run(days: int, client: str, child: ChildResult, sandbox: Sandbox) -> Run:
+    logged = sorted(sandbox.requests, key=lambda r: r.started)
+    records = count_records(child.stdout)
+    return Run(
+        days, client, child.wall_s, child.rss_mb, child.cpu_s, records, logged, child.launched, child.exited
+    )
+
+
+def window_days_of(entry: Any) -> int:
+    """Days that one logged request covers (fromDate to toDate, both included)."""
+    try:
+        first = dt.date.fromisoformat(entry.query["fromDate"][-1][:10])
+        last = dt.date.fromisoformat(entry.query["toDate"][-1][:10])
+    except (KeyError, ValueError):
+        return 0
+    return (last - first).days + 1
+
+
+def longest_window(entries: list) -> int:
+    """The most days one window request covered: the largest request but one, allTime's whole range."""
+    covered = sorted(map(window_days_of, entries))
+    return covered[-2] if len(covered) > 1 else 0
+
+
+def signature(entries: list) -> Counter:
+    return Counter((e.path, tuple(sorted((k, tuple(v)) for k, v in e.query.items()))) for e in entries)
+
+
+def time_command(argv: list[str], runs: int, workdir: Path, warm_up: bool = True) -> tuple[float, float]:
+    """Median wall time (s) and peak RSS (MB) of argv over runs, after one unmeasured warm-up."""
+    children = [run_child(argv, workdir, f"startup-{i}") for i in range(runs + warm_up)][warm_up:]
+    return statistics.median(c.wall_s for c in children), statistics.median(c.rss_mb for c in children)
+
+
+def connector_defaults(workdir: Path) -> dict[str, Any]:
+    spec = subprocess.run(
+        [str(CONSOLE_SCRIPT), "spec"], capture_output=True, text=True, check=True, cwd=workdir
+    ).stdout
+    for line in spec.splitlines():
+        message = json.loads(line) if line.startswith("{") else {}
+        if message.get("type") == "SPEC":
+            properties = message["spec"]["connectionSpecification"]["properties"]
+            return {name: prop.get("default") for name, prop in properties.items()}
+    raise BenchmarkError("source-ultravox-usage spec printed no SPEC message")
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        from importlib.metadata import version
+
+        cdk = version("airbyte-cdk")
+    except Exception:  # noqa: BLE001 (informational only)
+        cdk = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "CPU": cpu,
+        "cores": f"{os.cpu_count()} ({usable} usable)",
+        "Python": f"{platform.python_version()} ({platform.python_implementation()})",
+        "OS": f"{platform.system()} {platform.release()}",
+        "airbyte-cdk": cdk,
+        "commit": commit,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=int, nargs="+", help=f"history lengths (default {DEFAULT_DAYS})")
+    parser.add_argument("--repeats", type=int, help="runs per history length and client (default 3)")
+    parser.add_argument("--latency", type=float, help="sandbox latency per request, s (default 0.1)")
+    parser.add_argument("--window-days", type=int, help="config window_days (default: the connector's)")
+    parser.add_argument("--num-workers", type=int, help="config num_workers (default: the connector's)")
+    parser.add_argument("--spec-runs", type=int, help="timed runs of `spec` and of the import (default 5)")
+    parser.add_argument(
+        "--quick", action="store_true", help="10 days, 1 repeat, 1 spec run, 10 ms latency (unless given)"
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.days = args.days or list(QUICK_DAYS if quick else DEFAULT_DAYS)
+    args.repeats = args.repeats or (1 if quick else 3)
+    args.spec_runs = args.spec_runs or (1 if quick else 5)
+    args.latency = args.latency if args.latency is not None else (0.01 if quick else 0.1)
+    if any(d < 1 for d in args.days) or args.repeats < 1 or args.spec_runs < 1 or args.latency < 0:
+        parser.error("--days, --repeats and --spec-runs must be positive, --latency not negative")
+    return args
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    info = machine()
+    days_list = sorted(set(args.days))
+    today = NOW.date()
+    results: dict[tuple[int, str], Measured] = {}
+    with tempfile.TemporaryDirectory(prefix="ultravox-benchmark-") as tmp:
+        workdir = Path(tmp)
+        defaults = connector_defaults(workdir)
+        window_days = args.window_days or defaults["window_days"]
+        num_workers = args.num_workers or defaults["num_workers"]
+        # connector_defaults ran spec once already: that was the warm-up.
+        spec = time_command([str(CONSOLE_SCRIPT), "spec"], args.spec_runs, workdir, warm_up=False)
+        imports = time_command([sys.executable, "-c", "import requests"], args.spec_runs, workdir)
+        bare = time_command([sys.executable, "-c", "pass"], args.spec_runs, workdir)
+
+        history_start = today - dt.timedelta(days=max(days_list) + 30)
+        faults = Faults(latency_s=args.latency)
+        with Sandbox(history_start=history_start, now=NOW, faults=faults) as sandbox:
+            plans: dict[int, dict] = {}
+            planned: dict[int, Counter] = {}
+            for repeat in range(args.repeats):
+                for days in days_list:
+                    config = {
+                        "api_key": sandbox.api_key,
+                        "api_url": sandbox.url,
+                        "start_date": (today - dt.timedelta(days=days - 1)).isoformat(),
+                        "end_date": today.isoformat(),
+                    }
+                    if args.window_days:
+                        config["window_days"] = args.window_days
+                    if args.num_workers:
+                        config["num_workers"] = args.num_workers
+                    tag = f"{days}-{repeat}"
+                    connector = run_connector(sandbox, days, config, workdir, tag)
+                    if days not in plans:
+                        plans[days] = minimal_plan(sandbox, config, connector.requests)
+                        planned[days] = signature(connector.requests)
+                    minimal = run_minimal(sandbox, days, plans[days], workdir, tag)
+                    if signature(minimal.requests) != planned[days]:
+                        raise BenchmarkError(f"{days} days: the minimal client sent other requests")
+                    if minimal.records != connector.records:
+                        raise BenchmarkError(
+                            f"{days} days: records differ, connector {dict(connector.records)} "
+                            f"vs minimal {dict(minimal.records)}"
+                        )
+                    for run in (connector, minimal):
+                        results.setdefault((days, run.client), Measured(days, run.client)).runs.append(run)
+                    print(
+                        f"[{repeat + 1}/{args.repeats}] {days} days: connector {connector.wall_s:.2f} s "
+                        f"({len(connector.requests)} requests), minimal {minimal.wall_s:.2f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+    failed = report(args, info, days_list, results, window_days, num_workers, spec, imports, bare)
+    return 1 if failed and args.strict else 0
+
+
+def report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    days_list: list[int],
+    results: dict[tuple[int, str], Measured],
+    window_days: int,
+    num_workers: int,
+    spec: tuple[float, float],
+    imports: tuple[float, float],
+    bare: tuple[float, float],
+) -> bool:
+    """Print the tables and the targets; True when a target failed."""
+    print("# source-ultravox-usage benchmark (issue 5)\n")
+    print(
+        f"Sandbox latency {args.latency * 1000:.0f} ms per request, fixed clock {NOW:%Y-%m-%d %H:%M} UTC, "
+        f"end_date {NOW.date()}; window_days {window_days}, num_workers {num_workers}; "
+        f"median of {args.repeats} run(s).\n"
+    )
+    print("| days | client | requests | wall s | records | records/s | peak RSS MB | ratio |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    for days in days_list:
+        connector, minimal = results[(days, "connector")], results[(days, "minimal")]
+        for measured in (connector, minimal):
+            counts = sorted(set(measured.request_counts))
+            wall, rss = measured.median("wall_s"), measured.median("rss_mb")
+            if measured is connector:
+                ratio = (
+                    f"wall ×{wall / minimal.median('wall_s'):.2f}, RSS ×{rss / minimal.median('rss_mb'):.2f}"
+                )
+            else:
+                ratio = "1 (floor)"
+            print(
+                f"| {days} | {measured.client} | {'/'.join(map(str, counts))} | {wall:.2f} | "
+                f"{measured.records} | {measured.records / wall:,.0f} | {rss:.1f} | {ratio} |"
+            )
+    print()
+    print(
+        "Start-up (median of {}): `source-ultravox-usage spec` {:.2f} s, {:.0f} MB; "
+        '`python -c "import requests"` {:.2f} s, {:.0f} MB; `python -c pass` {:.2f} s, {:.0f} MB '
+        "(the floor of every peak RSS here).\n".format(args.spec_runs, *spec, *imports, *bare)
+    )
+
+    print("Where the wall time goes (medians; from the sandbox log's request times):\n")
+    print(
+        "| days | client | wall s (min-max) | start-up s | requests s | after last s | longest request s "
+        "| in flight | CPU s | longest window, days |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for days in days_list:
+        for client in ("connector", "minimal"):
+            m = results[(days, client)]
+            walls = [run.wall_s for run in m.runs]
+            print(
+                f"| {days} | {client} | {m.median('wall_s'):.2f} ({min(walls):.2f}-{max(walls):.2f}) | "
+                f"{m.median('startup_s'):.2f} | {m.median('requests_s'):.2f} | {m.median('after_s'):.2f} | "
+                f"{m.median('longest_request_s'):.2f} | {max(r.peak_in_flight for r in m.runs)} | "
+                f"{m.median('cpu_s'):.2f} | "
+                f"{longest_window(m.runs[0].requests)} |"
+            )
+    print()
+    print("start-up: launch to the first request reaching the sandbox; requests: first request to the")
+    print("last answer; after last: last answer to exit; in flight: the most requests the sandbox")
+    print("answered at once (any run); CPU: the child's user + system time; longest")
+    print("window: the most days one window request covered (allTime's whole-range request left out).\n")
+
+    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
+
+    print("## Targets\n")
+    failed = False
+
+    def verdict(ok: bool | None, text: str) -> None:
+        nonlocal failed
+        failed = failed or ok is False
+        print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
+
+    expected = {days: math.ceil(days / window_days) + 1 for days in days_list}
+    sent = {days: results[(days, "connector")].request_counts for days in days_list}
+    verdict(
+        all(count == expected[days] for days in days_list for count in sent[days]),
+        "requests = ceil(N / window_days) + 1 in every connector run ("
+        + ", ".join(
+            f"{days} days: expected {expected[days]}, sent {'/'.join(map(str, sorted(set(sent[days]))))}"
+            for days in days_list
+        )
+        + ")",
+    )
+    long_runs = [d for d in days_list if d >= WALL_TARGET_FROM_DAYS]
+    if long_runs:
+        walls = {
+            d: (results[(d, "connector")].median("wall_s"), results[(d, "minimal")].median("wall_s"))
+            for d in long_runs
+        }
+        verdict(
+            all(c <= m for c, m in walls.values()),
+            f"connector wall time <= minimal's from {WALL_TARGET_FROM_DAYS} days up ("
+            + ", ".join(f"{d} days: {c:.2f} s vs {m:.2f} s" for d, (c, m) in walls.items())
+            + ")",
+        )
+    else:
+        verdict(None, f"connector wall time <= minimal's from {WALL_TARGET_FROM_DAYS} days up (no such run)")
+    if len(days_list) > 1:
+        low, high = days_list[0], days_list[-1]
+        rss_low = results[(low, "connector")].median("rss_mb")
+        rss_high = results[(high, "connector")].median("rss_mb")
+        verdict(
+            rss_high - rss_low <= RSS_TARGET_MB,
+            f"connector peak RSS at {high} days within {RSS_TARGET_MB:.0f} MB of {low} days "
+            f"({rss_high:.1f} MB vs {rss_low:.1f} MB, {rss_high - rss_low:+.1f} MB)",
+        )
+    else:
+        verdict(
+            None, f"connector peak RSS within {RSS_TARGET_MB:.0f} MB across history lengths (one length run)"
+        )
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not CONSOLE_SCRIPT.exists():
+        print(f"{CONSOLE_SCRIPT} not found: run with the project's .venv/bin/python", file=sys.stderr)
+        return 2
+    try:
+        return benchmark(args)
+    except BenchmarkError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
