@@ -153,7 +153,7 @@ class TestStandardSuite(SourceTestSuiteBase):
     def test_leak_check_is_armed(self, scenario: ConnectorTestScenario) -> None:
         """The leak check searches for this config's api_key: it is long enough and has digits.
 
-        The CDK skips short or digit-free values (such as `<your Ultravox API key>`); a key it
+        The CDK skips short or digit-free values (such as `<your-ultravox-api-key>`); a key it
         skips would make every no-secret test pass vacuously.
         """
         spec = get_single_spec(

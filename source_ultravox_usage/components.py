@@ -57,8 +57,8 @@ def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
 
 
 def _plain_number(value: float) -> str:
-    number = float(value)
-    return str(int(number)) if number.is_integer() else repr(number)
+    """Seconds as the API writes them: no exponent, at most 9 decimals (1e-07 -> 0.0000001)."""
+    return f"{float(value):.9f}".rstrip("0").rstrip(".")
 
 
 def date_range_parameters(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils import AirbyteTracedException
 
@@ -25,8 +27,12 @@ def with_defaults(config: Mapping[str, Any], spec: Mapping[str, Any], today: dat
     Filled once per run, so every stream and request of a sync agrees on the same range."""
     filled = dict(config)
     for name, prop in spec.get("properties", {}).items():
-        if "default" in prop and filled.get(name) in (None, ""):
+        value = filled.get(name)
+        if "default" in prop and value in (None, ""):
             filled[name] = prop["default"]
+        elif prop.get("type") == "integer" and isinstance(value, float) and value.is_integer():
+            # JSON Schema counts 2.0 as an integer; the components need the int.
+            filled[name] = int(value)
     if filled.get("end_date") in (None, ""):
         filled["end_date"] = today.isoformat()
     return filled
@@ -47,6 +53,9 @@ def validate(config: Mapping[str, Any], spec: Mapping[str, Any], today: date) ->
         if value is not None and not _is_uuid(value):
             raise ConfigError(f"{name} {value!r} is not a UUID.")
     low, high = config.get("duration_min"), config.get("duration_max")
+    for name, value in (("duration_min", low), ("duration_max", high)):
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number of seconds, not {value!r}.")
     if low is not None and high is not None and low > high:
         raise ConfigError(f"duration_min ({low} s) is greater than duration_max ({high} s).")
     tod_start, tod_end = config.get("time_of_day_start"), config.get("time_of_day_end")
@@ -66,11 +75,16 @@ def _validate_schema(config: Mapping[str, Any], spec: Mapping[str, Any]) -> None
     path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
     name = path.lstrip(".") or "config"
     if error.validator == "required":
-        raise ConfigError(f"Config is missing a required field: {error.message.split(' ')[0]}.")
+        missing = error.message.split(" ")[0]
+        where = f"{name} is" if error.absolute_path else "Config is"
+        raise ConfigError(f"{where} missing a required field: {missing}.")
     prop = spec.get("properties", {}).get(str(error.absolute_path[0]) if error.absolute_path else "", {})
     if prop.get("airbyte_secret"):
         # Never echo a secret's value, not even a malformed one.
-        raise ConfigError(f"{name} is not valid: it must be a non-empty string.")
+        raise ConfigError(
+            f"{name} is not valid: it must be your Ultravox API key, a string of at least 16 "
+            "characters without spaces."
+        )
     raise ConfigError(f"{name} is not valid: {error.message}.")
 
 
@@ -98,6 +112,11 @@ def _is_uuid(value: Any) -> bool:
 
 def _validate_api_url(value: str) -> None:
     url = urlsplit(value)
+    try:
+        url.port  # noqa: B018 (raises ValueError for a port out of range)
+        requests.Request("GET", value).prepare()
+    except (ValueError, requests.RequestException):
+        raise ConfigError(f"api_url {value!r} is not a valid URL.") from None
     if url.scheme not in ("https", "http") or not url.hostname:
         raise ConfigError(f"api_url {value!r} is not an http(s) URL.")
     if url.scheme == "http" and not _is_loopback(url.hostname):

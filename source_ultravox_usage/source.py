@@ -37,9 +37,11 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
         self._today = today_utc()
         self._selected = {s.stream.name for s in catalog.streams} if catalog and catalog.streams else None
         self.config_error: ConfigError | None = None
-        if config and isinstance(config.get("api_key"), str) and config["api_key"]:
-            update_secrets([config["api_key"]])
         super().__init__(path_to_yaml="manifest.yaml", catalog=catalog, config=config, state=state, **kwargs)
+        if self.config_error is None and self._config.get("api_key"):
+            # Masked in every output line from now on, in-process too; only a valid key, since a
+            # short invalid one ("0") would be masked inside unrelated text.
+            update_secrets([self._config["api_key"]])
         self.state_error = _state_error(state or [])
 
     def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> dict[str, Any]:
@@ -71,9 +73,7 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
         # read reach this source, with a message that does not name the field. This source's own
         # message, which does, is already waiting there: give the CDK a stand-in config it
         # accepts, so that message is the one the user sees. Nothing is requested with it.
-        key = config.get("api_key")
-        stand_in = {"api_key": key if isinstance(key, str) and key else "<invalid api_key>"}
-        return with_defaults(stand_in, self._spec_schema, self._today)
+        return with_defaults({"api_key": "stand-in-for-an-invalid-config"}, self._spec_schema, self._today)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         if self.config_error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -20,6 +21,10 @@ REJECTED_KEY_STATUSES = (401, 403)
 # Enough for every window of a long history held at once (one window of 30 days is ~100 KB);
 # past it the oldest answers are dropped and a late stream asks the API again.
 MAX_SHARED_BYTES = 64 * 1024 * 1024
+
+# Ultravox allows 200 requests/s per key; a sync keeps to half of that, leaving the rest of the
+# key's budget to its other clients, however fast the API answers.
+MAX_REQUESTS_PER_SECOND = 100
 
 Key = tuple[str, str]
 
@@ -58,12 +63,30 @@ class _Stored:
         return response
 
 
+class Pacer:
+    """Spaces the starts of requests at least 1/rate seconds apart, across threads."""
+
+    def __init__(self, rate: float = MAX_REQUESTS_PER_SECOND) -> None:
+        self._interval = 1.0 / rate
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            time.sleep(start - now)
+
+
 class SharedResponses:
     """A bounded, thread-safe store of successful answers. Each answer is handed once to each of
     its readers and dropped when all have had it; a reader asking for an answer that another is
     already fetching waits for it instead of sending the same request."""
 
     def __init__(self, max_bytes: int = MAX_SHARED_BYTES) -> None:
+        self.pacer = Pacer()
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._stored: OrderedDict[Key, _Stored] = OrderedDict()
@@ -173,6 +196,7 @@ class UsageTransport(HTTPAdapter):
             return rejection.to_response(request)
 
         def send() -> requests.Response:
+            self._shared.pacer.wait()
             response = super(UsageTransport, self).send(request, *args, **kwargs)
             if response.status_code in REJECTED_KEY_STATUSES:
                 self._shared.remember_rejection(key_hash, response)

@@ -124,7 +124,7 @@ def test_field_orders_are_unique(properties):
 
 
 GOOD = {
-    "api_key": "k",
+    "api_key": "spec-test-key-0123456789",
     "start_date": "2024-01-01",
     "end_date": "2024-12-31",
     "lookback_days": 0,
