@@ -379,11 +379,6 @@ NETWORK_FAULTS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: once its retries are exhausted a timeout or dropped connection ends as system_error "
-    "('Exhausted available request attempts. Please see logs ...'), not the transient_error of issue 2",
-)
 @pytest.mark.parametrize("fault", NETWORK_FAULTS)
 def test_network_faults_past_the_retry_budget_end_as_transient_errors(fake_api, fault: Exception) -> None:
     adapter, _, sleeps = fake_api

@@ -41,6 +41,9 @@ def with_defaults(config: Mapping[str, Any], spec: Mapping[str, Any], today: dat
 def validate(config: Mapping[str, Any], spec: Mapping[str, Any], today: date) -> None:
     """Raise ConfigError naming the first field that is wrong, before any request is sent."""
     _validate_schema(config, spec)
+    if any(char.isspace() for char in config["api_key"]):
+        # The spec's pattern says so too, but Python's `$` lets a trailing newline through.
+        raise ConfigError("api_key contains a space or a line break; paste the key alone.")
     start = _date(config, "start_date")
     end = _date(config, "end_date")
     if start > today:
