@@ -113,7 +113,6 @@ def test_the_key_is_never_printed_on_api_fault_paths(box: Sandbox, fault: Faults
 
 
 CONFIG_ERRORS = {
-    "end-before-start": {"end_date": "2025-01-01"},
     "404-api-url": None,  # filled in with the sandbox's URL plus a wrong path
     "http-non-loopback": {"api_url": "http://api.ultravox.ai/api"},
 }
@@ -177,13 +176,7 @@ class EchoingSandbox(Sandbox):
         return self.status, {"X-Echo": str(key)}, "application/json", json.dumps(body).encode()
 
 
-@pytest.mark.parametrize(
-    "status",
-    [
-        *(400, 401, 404),
-    ]
-    + [200],
-)
+@pytest.mark.parametrize("status", [400, 401, 200])
 def test_a_server_quoting_the_key_back_does_not_make_the_connector_print_it(status: int) -> None:
     with EchoingSandbox(seed=7, history_start=SANDBOX_HISTORY_START, now=SANDBOX_NOW) as box:
         box.status = status

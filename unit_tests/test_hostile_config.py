@@ -341,7 +341,7 @@ field_changes = st.dictionaries(
 )
 
 HYPOTHESIS = settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
