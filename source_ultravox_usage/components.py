@@ -32,7 +32,8 @@ logger = logging.getLogger("airbyte")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
 _COUNT_FIELDS = ("totalCount", "errorCount", "joinedCount")
-USAGE_KEYS = ("allTime", "daily", "hourly")
+USAGE_KINDS = {"allTime": dict, "daily": list, "hourly": list}
+USAGE_KEYS = tuple(USAGE_KINDS)
 
 
 def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -134,6 +135,9 @@ class UsageDecoder(Decoder):
             raise _not_usage(response, "it is not JSON") from None
         if not isinstance(body, dict) or not all(key in body for key in USAGE_KEYS):
             raise _not_usage(response, _shape(body))
+        for key, kind in USAGE_KINDS.items():
+            if not isinstance(body[key], kind):
+                raise _not_usage(response, f"its {key} is a JSON {type(body[key]).__name__}")
         yield body
 
 
@@ -145,6 +149,8 @@ def _totals(response: requests.Response) -> dict[str, Any]:
         for prefix, event, value in ijson.parse(io.BytesIO(response.content), use_float=True):
             if prefix == "" and event == "map_key":
                 keys.append(value)
+            elif prefix in ("daily", "hourly") and event not in ("start_array", "end_array"):
+                raise _not_usage(response, f"its {prefix} is not a JSON array")
             elif prefix == "allTime" or prefix.startswith("allTime."):
                 if builder is None:
                     builder = ijson.ObjectBuilder()
@@ -173,12 +179,9 @@ def _shape(body: Any) -> str:
 
 def _not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
     endpoint = urlsplit(response.url or "")._replace(query="", fragment="").geturl()
-    return AirbyteTracedException(
-        message=(
-            f"Ultravox answered {endpoint} with a body that is not the usage object the connector "
-            f"expects (a JSON object with allTime, daily and hourly): {why}."
-        ),
-        failure_type=FailureType.system_error,
+    return _system_error(
+        f"Ultravox answered {endpoint} with a body that is not the usage object the connector "
+        f"expects (a JSON object with allTime, daily and hourly): {why}."
     )
 
 
@@ -229,12 +232,16 @@ def _days_requested(response_or_exception: requests.Response | Exception) -> int
 
 
 def _bad_record(stream: str, field_name: str, value: Any, expected: str) -> AirbyteTracedException:
+    return _system_error(
+        f"Ultravox sent a {stream} record whose {field_name} is {value!r}, not {expected}. "
+        "The connector stops rather than guess; please report this response shape."
+    )
+
+
+def _system_error(message: str) -> AirbyteTracedException:
+    # internal_message too: the CDK's closing "streams did not sync" summary quotes only that one.
     return AirbyteTracedException(
-        message=(
-            f"Ultravox sent a {stream} record whose {field_name} is {value!r}, not {expected}. "
-            "The connector stops rather than guess; please report this response shape."
-        ),
-        failure_type=FailureType.system_error,
+        message=message, internal_message=message, failure_type=FailureType.system_error
     )
 
 

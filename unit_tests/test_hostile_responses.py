@@ -376,13 +376,6 @@ def test_hostile_bodies_are_a_clear_error_or_valid_records(api, case) -> None:
 # --------------------------------------------------------------------------- fixed cases
 
 
-NULL_LIST_BUG = (
-    "BUG: a body whose daily or hourly is null (keys present, so the not_usage predicate passes) "
-    "reads as zero rows: the stream emits no record, no error, exit code 0 - the silent empty sync "
-    "the predicate exists to prevent ([] is a legitimate empty window; null is not the documented shape)"
-)
-
-
 def base_body() -> dict[str, Any]:
     row = {"totalCount": 3, "errorCount": 1, "joinedCount": 2, "duration": "125.5s", "billedMinutes": 2.5}
     return {
@@ -478,8 +471,8 @@ def test_bodies_that_are_not_the_usage_object_are_a_system_error_naming_the_endp
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        pytest.param("daily", None, marks=pytest.mark.xfail(strict=True, reason=NULL_LIST_BUG)),
-        pytest.param("hourly", None, marks=pytest.mark.xfail(strict=True, reason=NULL_LIST_BUG)),
+        ("daily", None),
+        ("hourly", None),
         ("daily", {"date": DAYS[0]}),
         ("hourly", "none"),
         ("daily", [None]),
