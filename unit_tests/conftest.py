@@ -37,6 +37,25 @@ from airbyte_cdk.test.models.scenario import ExpectedOutcome
 from source_ultravox_usage import SourceUltravoxUsage
 from source_ultravox_usage.run import run as cli_run
 
+# The config keys, in the spec's order: the issue's table, then num_workers (issue 5).
+CONFIG_KEYS = (
+    "api_key",
+    "start_date",
+    "end_date",
+    "lookback_days",
+    "window_days",
+    "num_workers",
+    "agent_ids",
+    "voice_id",
+    "duration_min",
+    "duration_max",
+    "metadata",
+    "search",
+    "time_of_day_start",
+    "time_of_day_end",
+    "api_url",
+)
+
 # Distinctive, and deliberately not shaped like a real key (8 alnum + '.' + 32 alnum).
 API_KEY = "unit-test-key-0123456789"
 API_BASE = "https://api.ultravox.ai/api"

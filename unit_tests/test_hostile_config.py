@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from source_ultravox_usage.run import run as cli_run
+from unit_tests.conftest import CONFIG_KEYS
 
 API_KEY = "hostile-config-key-0"
 BASE: dict[str, Any] = {
@@ -45,23 +46,7 @@ VALID_BODY = {
     "daily": [],
     "hourly": [],
 }
-FIELDS = (
-    "api_key",
-    "start_date",
-    "end_date",
-    "lookback_days",
-    "window_days",
-    "num_workers",
-    "agent_ids",
-    "voice_id",
-    "duration_min",
-    "duration_max",
-    "metadata",
-    "search",
-    "time_of_day_start",
-    "time_of_day_end",
-    "api_url",
-)
+FIELDS = CONFIG_KEYS
 PAIRS = {
     "start_date": "end_date",
     "end_date": "start_date",

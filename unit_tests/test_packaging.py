@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from unit_tests.conftest import CONFIG_KEYS
+
 ROOT = Path(__file__).resolve().parents[1]
 METADATA_PATH = ROOT / "metadata.yaml"
 SETUP_PATH = ROOT / "setup.py"
@@ -34,23 +36,6 @@ ICON_PATH = ROOT / "icon.svg"
 
 CONSOLE_SCRIPT = "source-ultravox-usage"
 STREAMS = ("allTime", "daily", "hourly")
-CONFIG_KEYS = (
-    "api_key",
-    "start_date",
-    "end_date",
-    "lookback_days",
-    "window_days",
-    "num_workers",
-    "agent_ids",
-    "voice_id",
-    "duration_min",
-    "duration_max",
-    "metadata",
-    "search",
-    "time_of_day_start",
-    "time_of_day_end",
-    "api_url",
-)
 # 8 alphanumerics, a dot, 32 alphanumerics: the shape of a real Ultravox API key.
 KEY_SHAPE = re.compile(rb"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
 PINNED_PYTHON_BASE = re.compile(

@@ -10,27 +10,11 @@ import jsonschema
 import pytest
 
 from source_ultravox_usage import SourceUltravoxUsage
-from unit_tests.conftest import cli, of_type
+from unit_tests.conftest import CONFIG_KEYS, cli, of_type
 
-# The issue's config table, exactly.
-ISSUE_FIELDS = {
-    "api_key",
-    "start_date",
-    "end_date",
-    "lookback_days",
-    "window_days",
-    "agent_ids",
-    "voice_id",
-    "duration_min",
-    "duration_max",
-    "metadata",
-    "search",
-    "time_of_day_start",
-    "time_of_day_end",
-    "api_url",
-}
-# Fields beyond the table, each one documented in the spec.
+# The issue's config table, exactly, and the fields beyond it, each one documented in the spec.
 EXTRA_FIELDS = {"num_workers"}
+ISSUE_FIELDS = set(CONFIG_KEYS) - EXTRA_FIELDS
 UUID = "2f1b1e6c-1c3a-4d5e-9f00-1234567890ab"
 
 
