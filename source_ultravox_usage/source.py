@@ -37,12 +37,14 @@ class SourceUltravoxUsage(YamlDeclarativeSource):
         self._today = today_utc()
         self._selected = {s.stream.name for s in catalog.streams} if catalog and catalog.streams else None
         self.config_error: ConfigError | None = None
+        self.state_error = _state_error(state or [])
+        if self.state_error is None:
+            state = _align_window_cursors(state or [])
         super().__init__(path_to_yaml="manifest.yaml", catalog=catalog, config=config, state=state, **kwargs)
         if self.config_error is None and self._config.get("api_key"):
             # Masked in every output line from now on, in-process too; only a valid key, since a
             # short invalid one ("0") would be masked inside unrelated text.
             update_secrets([self._config["api_key"]])
-        self.state_error = _state_error(state or [])
 
     def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> dict[str, Any]:
         manifest = super()._read_and_parse_yaml_file(path_to_yaml_file)
@@ -112,6 +114,30 @@ def _mask_secrets(error: Any) -> None:
     for name in ("message", "internal_message", "stack_trace"):
         if getattr(error, name, None):
             setattr(error, name, filter_secrets(getattr(error, name)))
+
+
+def _align_window_cursors(state: list[AirbyteStateMessage]) -> list[AirbyteStateMessage]:
+    """Moves the later of the daily and hourly cursors back to the other's day.
+
+    Each stream restarts at its cursor's day minus lookback_days; only when both restart on the
+    same day do they send the same requests and share the answers. They drift apart only when a
+    sync stops half-way; re-reading a few more days then costs far less than reading every
+    remaining window twice. Moving a cursor back is always safe: it re-reads, never skips."""
+    cursors = {}
+    for message in state:
+        stream = getattr(message, "stream", None)
+        if stream is not None and stream.stream_descriptor.name in CURSOR_FORMATS and stream.stream_state:
+            field_name = CURSOR_FORMATS[stream.stream_descriptor.name][0]
+            value = stream.stream_state.__dict__.get(field_name)
+            if isinstance(value, str):
+                cursors[stream.stream_descriptor.name] = (stream.stream_state, field_name, value)
+    if len(cursors) < 2:
+        return state
+    day = min(value[:10] for _, _, value in cursors.values())
+    for blob, field_name, value in cursors.values():
+        if value[:10] > day:
+            setattr(blob, field_name, day if field_name == "date" else f"{day}T00:00:00Z")
+    return state
 
 
 def _state_error(state: list[AirbyteStateMessage]) -> ConfigError | None:

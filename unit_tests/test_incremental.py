@@ -74,6 +74,23 @@ def test_second_sync_restarts_at_cursor_minus_lookback_for_both_streams(api, hou
     assert sorted(r["date"] for r in records(output, "daily")) == ["2025-03-10", "2025-03-12"]
 
 
+@pytest.mark.parametrize(
+    ("daily_cursor", "hourly_cursor"),
+    [("2025-03-10", "2025-03-05T13:00:00Z"), ("2025-03-05", "2025-03-10T23:00:00Z")],
+    ids=["daily-ahead", "hourly-ahead"],
+)
+def test_cursors_left_apart_by_a_stopped_sync_restart_together(api, daily_cursor, hourly_cursor):
+    api.serve(daily=daily_rows("2025-03-12"), hourly=hourly_rows("2025-03-12"))
+    state = make_state(daily={"date": daily_cursor}, hourly={"hourStart": hourly_cursor})
+    config = make_config(start_date="2025-01-01", end_date="2025-03-16", window_days=5, lookback_days=2)
+    output = run_read(config, streams=WINDOW_STREAMS, state=state)
+    assert errors(output) == []
+    # Both restart at the earlier cursor's day minus lookback_days, so every window is one request.
+    assert api.date_ranges() == windows("2025-03-03", "2025-03-16", 5)
+    assert final_state(output, "daily") == {"date": "2025-03-12"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-12T05:00:00Z"}
+
+
 def test_lookback_never_reaches_before_start_date(api):
     api.serve()
     state = make_state(daily={"date": "2025-03-02"}, hourly={"hourStart": "2025-03-02T10:00:00Z"})
