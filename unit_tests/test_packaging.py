@@ -312,6 +312,65 @@ def test_console_script_resolves_in_the_installed_package() -> None:
     assert callable(matches[0].load())
 
 
+def test_the_image_install_runs_its_entrypoint(tmp_path: Path) -> None:
+    """What the image does, without Docker: install a regular (not editable) package from only
+    the files the Dockerfile copies, then run the ENTRYPOINT it names. This catches a manifest or
+    schema left out of the package data, which an editable install hides."""
+    build = tmp_path / "build"
+    build.mkdir()
+    for keyword, args in dockerfile_instructions():
+        if keyword == "COPY":
+            for name in args.split()[:-1]:
+                source = ROOT / name
+                if source.is_dir():
+                    shutil.copytree(source, build / name, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(source, build / name)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(build)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (entrypoint,) = [
+        json.loads(args) for keyword, args in dockerfile_instructions() if keyword == "ENTRYPOINT"
+    ]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"api_key": "image-test-key-0000", "api_url": "http://127.0.0.1:9/api"}))
+    messages = {}
+    for command in (["spec"], ["discover", "--config", str(config)]):  # discover loads every schema
+        result = subprocess.run(
+            [str(target / "bin" / entrypoint[0]), *command],
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        for line in result.stdout.splitlines():
+            message = json.loads(line)
+            messages.setdefault(message["type"], []).append(message)
+    properties = messages["SPEC"][0]["spec"]["connectionSpecification"]["properties"]
+    assert list(properties) == list(CONFIG_KEYS)
+    streams = messages["CATALOG"][0]["catalog"]["streams"]
+    assert sorted(stream["name"] for stream in streams) == ["allTime", "daily", "hourly"]
+    assert all(stream["json_schema"]["properties"] for stream in streams)
+    # The module that ran is the one just installed, not the working tree's.
+    assert (
+        str(target)
+        in subprocess.run(
+            [sys.executable, "-c", "import source_ultravox_usage; print(source_ultravox_usage.__file__)"],
+            env={"PYTHONPATH": str(target)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+
 # --------------------------------------------------------------------------- icon
 
 
