@@ -8,7 +8,6 @@ with requests-mock under the connector's own transport."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import uuid
@@ -25,6 +24,7 @@ import requests_mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from source_ultravox_usage.config import _is_loopback
 from source_ultravox_usage.run import run as cli_run
 from unit_tests.conftest import CONFIG_KEYS
 
@@ -143,7 +143,7 @@ def _is_date(value: str) -> bool:
 
 def assert_valid_request(request: Any) -> None:
     url = urlsplit(request.url)
-    assert url.scheme == "https" or (url.scheme == "http" and _loopback(url.hostname or "")), request.url
+    assert url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.hostname or "")), request.url
     assert url.path.endswith("/accounts/me/usage/calls")
     assert request.headers.get("X-API-Key"), "no key sent"
     query = parse_qs(url.query, keep_blank_values=True)
@@ -165,15 +165,6 @@ def assert_valid_request(request: Any) -> None:
     assert query["fromDate"][0] <= query["toDate"][0]
     if "durationMin" in query and "durationMax" in query:
         assert float(query["durationMin"][0][:-1]) <= float(query["durationMax"][0][:-1])
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_one(harness: Harness, changes: dict[str, Any]) -> bool:
