@@ -81,9 +81,10 @@ class Pacer:
 
 
 class SharedResponses:
-    """A bounded, thread-safe store of successful answers. Each answer is handed once to each of
-    its readers and dropped when all have had it; a reader asking for an answer that another is
-    already fetching waits for it instead of sending the same request."""
+    """What one sync's requests share: a bounded, thread-safe store of successful answers, the
+    keys Ultravox rejected, and the pacer. Each answer is handed once to each of its readers and
+    dropped when all have had it; a reader asking for an answer that another is already fetching
+    waits for it instead of sending the same request."""
 
     def __init__(self, max_bytes: int = MAX_SHARED_BYTES) -> None:
         self.pacer = Pacer()
