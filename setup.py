@@ -8,7 +8,7 @@ setup(
     license="MIT",
     python_requires=">=3.11,<3.14",
     packages=find_packages(include=["source_ultravox_usage", "source_ultravox_usage.*"]),
-    package_data={"source_ultravox_usage": ["manifest.yaml", "schemas/*.json"]},
+    package_data={"source_ultravox_usage": ["manifest.yaml"]},
     install_requires=[
         "airbyte-cdk>=7.39,<8",
         "requests>=2.32,<3",

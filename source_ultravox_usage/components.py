@@ -1,39 +1,138 @@
-"""The few components the manifest cannot express; each class says why it exists."""
+"""What manifest.yaml cannot say, through the CDK's public extension points; each class says why.
+
+The manifest names these classes `source_declarative_manifest.components.<Class>`, the
+manifest-only convention: airbyte-cdk's `source-declarative-manifest` registers this file under
+that name, and the package registers it too (source.py). The file imports nothing but
+airbyte-cdk and its dependencies, so it runs in either place unchanged.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import io
+import ipaddress
 import logging
 import math
 import re
 from collections.abc import Iterator, Mapping, MutableMapping
-from dataclasses import InitVar, dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import InitVar, dataclass
+from datetime import UTC, date, datetime, time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import ijson
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
+from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
+from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
+    DeclarativeStream as DeclarativeStreamModel,
+)
 from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
+from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils import AirbyteTracedException
-
-from source_ultravox_usage.transport import UsageTransport, store_for
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
 logger = logging.getLogger("airbyte")
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
-_COUNT_FIELDS = ("totalCount", "errorCount", "joinedCount")
+API_KEY_HEADER = "X-API-Key"
 USAGE_KINDS = {"allTime": dict, "daily": list, "hourly": list}
-USAGE_KEYS = tuple(USAGE_KINDS)
+COUNT_FIELDS = ("totalCount", "errorCount", "joinedCount")
+DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def config_error(message: str) -> AirbyteTracedException:
+    # internal_message too: the CDK's closing "streams did not sync" summary quotes only that one.
+    message = filter_secrets(message)
+    return AirbyteTracedException(
+        message=message, internal_message=message, failure_type=FailureType.config_error
+    )
+
+
+def system_error(message: str) -> AirbyteTracedException:
+    message = filter_secrets(message)
+    return AirbyteTracedException(
+        message=message, internal_message=message, failure_type=FailureType.system_error
+    )
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class ApiKeyIsOneToken(ValidationStrategy):
+    """The spec's pattern lets a trailing line break through (`$` matches before it), and
+    requests would then quote the key in an InvalidHeader error."""
+
+    def validate(self, value: Any) -> None:
+        if isinstance(value, str) and any(char.isspace() for char in value):
+            raise config_error("api_key contains a space or a line break; paste the key alone.")
+
+
+@dataclass
+class ApiUrlKeepsTheKeySafe(ValidationStrategy):
+    """api_url must be a URL requests can use, https except on loopback, so the key never
+    crosses a network unencrypted; JSON schema cannot parse a URL or tell a loopback host."""
+
+    def validate(self, value: Any) -> None:
+        url = urlsplit(value)
+        try:
+            url.port  # noqa: B018 (raises ValueError for a port out of range)
+            requests.Request("GET", value).prepare()
+        except (ValueError, requests.RequestException):
+            raise config_error(f"api_url {value!r} is not a valid URL.") from None
+        if url.scheme not in DEFAULT_PORTS or not url.hostname:
+            raise config_error(f"api_url {value!r} is not an http(s) URL.")
+        if url.scheme == "http" and not is_loopback(url.hostname):
+            raise config_error(
+                f"api_url {value!r} uses plain http; https is required except for loopback hosts "
+                "(localhost, 127.0.0.1, ::1), so the API key never crosses a network unencrypted."
+            )
+        if url.username or url.password or url.query or url.fragment:
+            raise config_error("api_url must be a plain base URL, without credentials, query or fragment.")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class PastOrTodayDate(ValidationStrategy):
+    """A real calendar day (the spec's pattern takes 2025-13-45), not after today unless
+    future_allowed: a start in the future would sync nothing and say nothing."""
+
+    field: str = "start_date"
+    future_allowed: bool = False
+
+    def validate(self, value: Any) -> None:
+        day = parse_date(self.field, value)
+        today = datetime.now(UTC).date()
+        if day > today and not self.future_allowed:
+            raise config_error(f"{self.field} {day} is in the future (today is {today} UTC).")
+
+
+def parse_date(field_name: str, value: Any) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise config_error(f"{field_name} {value!r} is not a YYYY-MM-DD date.") from None
+
+
+# --------------------------------------------------------------------------- requests
 
 
 def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -45,7 +144,7 @@ def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
         params["voiceId"] = config["voice_id"]
     for key, name in (("duration_min", "durationMin"), ("duration_max", "durationMax")):
         if config.get(key) is not None:
-            params[name] = f"{_plain_number(config[key])}s"
+            params[name] = f"{plain_number(config[key])}s"
     for pair in config.get("metadata") or []:
         params[f"metadata.{pair['key']}"] = pair["value"]
     if config.get("search"):
@@ -57,7 +156,7 @@ def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
     return params
 
 
-def _plain_number(value: float) -> str:
+def plain_number(value: float) -> str:
     """Seconds as the API writes them: no exponent, at most 9 decimals (1e-07 -> 0.0000001)."""
     return f"{float(value):.9f}".rstrip("0").rstrip(".")
 
@@ -65,35 +164,42 @@ def _plain_number(value: float) -> str:
 def date_range_parameters(
     stream_slice: Mapping[str, Any] | None, config: Mapping[str, Any]
 ) -> dict[str, str]:
-    """fromDate/toDate as whole UTC days: the slice's window, else the configured range (allTime)."""
+    """fromDate/toDate as whole UTC days: the window's first and last day (an hourly window can
+    start on an hour after a lookback; its dates still cover whole days), else the configured
+    range (allTime)."""
     if stream_slice and stream_slice.get("start_time"):
         return {"fromDate": stream_slice["start_time"][:10], "toDate": stream_slice["end_time"][:10]}
     return {"fromDate": config["start_date"], "toDate": config["end_date"]}
 
 
+def refuse_unaskable(config: Mapping[str, Any]) -> None:
+    """Settings the query cannot carry: pairs that together ask for nothing (the spec's schema
+    sees one field at a time) and durations that are not finite."""
+    start, end = parse_date("start_date", config["start_date"]), parse_date("end_date", config["end_date"])
+    if end < start:
+        raise config_error(f"end_date {end} is before start_date {start}.")
+    low, high = config.get("duration_min"), config.get("duration_max")
+    for name, value in (("duration_min", low), ("duration_max", high)):
+        # JSON schema's `minimum: 0` lets NaN and infinity through (a config file may hold them).
+        if value is not None and not math.isfinite(value):
+            raise config_error(f"{name} must be a finite number of seconds, not {value!r}.")
+    if low is not None and high is not None and low > high:
+        raise config_error(f"duration_min ({low} s) is greater than duration_max ({high} s).")
+    first, last = config.get("time_of_day_start"), config.get("time_of_day_end")
+    if first and last and time.fromisoformat(last) < time.fromisoformat(first):
+        raise config_error(f"time_of_day_end {last} is before time_of_day_start {first}.")
+
+
 @dataclass
 class UsageRequester(HttpRequester):
-    """HttpRequester plus what YAML cannot say: `metadata.<key>` parameter names built from config,
-    date-only windows for the hourly cursor, and a transport that keeps the key on the API host
-    and lets the streams in `share_responses_between` read one response per window."""
-
-    share_responses_between: list[str] = field(default_factory=list)
-    # Set by SourceUltravoxUsage: names the response store of this sync.
-    responses_token: str = ""
+    """Builds the query: the window's dates and the configured filters. YAML interpolation cannot
+    send them exactly: an unset value is sent as the string "None", a number comes out wrapped in
+    quotes, and a parameter per metadata pair cannot be named. Being where the config becomes a
+    query, it also refuses what a query cannot carry."""
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
-        api = urlsplit(str(self._url_base.eval(self.config)))
-        sharing = frozenset(self.share_responses_between)
-        transport = UsageTransport(
-            api_origin=(api.scheme, api.netloc),
-            reader=self.name,
-            readers=sharing if self.name in sharing and len(sharing) > 1 else frozenset(),
-            shared=store_for(self.responses_token),
-        )
-        session = self._http_client._session
-        session.mount("https://", transport)
-        session.mount("http://", transport)
+        refuse_unaskable(self.config)
 
     def get_request_params(
         self,
@@ -112,6 +218,73 @@ class UsageRequester(HttpRequester):
         return params
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port as requests connects to them: the host case-insensitive, the
+    default port explicit."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme)
+
+
+@dataclass
+class ApiKeyOnApiHost(DeclarativeAuthenticator):
+    """X-API-Key only on requests to the api_url origin, and not again once Ultravox rejected it.
+    requests keeps custom headers on a redirect to another host (it drops only Authorization), so
+    the key is taken off a request whose redirect leaves the origin before it is followed. The CDK
+    reads every window of a stream even after one failed, so a rejected key (401/403) would
+    otherwise be sent once per window."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    api_key: str
+    api_url: str
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.key = InterpolatedString.create(self.api_key, parameters=parameters).eval(self.config)
+        self.api_origin = origin(
+            InterpolatedString.create(self.api_url, parameters=parameters).eval(self.config)
+        )
+        self.rejected_with: int | None = None
+
+    @property
+    def auth_header(self) -> str:
+        return API_KEY_HEADER
+
+    @property
+    def token(self) -> str:
+        return self.key
+
+    def get_auth_header(self) -> Mapping[str, Any]:
+        # Set in __call__, which sees the request's URL, instead of on every request's headers.
+        return {}
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if origin(request.url or "") != self.api_origin:
+            request.headers.pop(API_KEY_HEADER, None)
+            return request
+        if self.rejected_with is not None:
+            raise config_error(
+                f"Ultravox rejected the API key earlier in this sync (HTTP {self.rejected_with}); "
+                "the connector does not send it again. Check that api_key is a current API key of "
+                "your Ultravox account."
+            )
+        request.headers[API_KEY_HEADER] = self.key
+        if self.watch_response not in request.hooks["response"]:
+            request.register_hook("response", self.watch_response)
+        return request
+
+    def watch_response(self, response: requests.Response, **kwargs: Any) -> None:
+        if response.status_code in (401, 403) and origin(response.url) == self.api_origin:
+            self.rejected_with = response.status_code
+        # requests copies response.request to follow a redirect after this hook has run.
+        location = response.headers.get("location") if response.is_redirect else None
+        if location and origin(urljoin(response.url, location)) != self.api_origin:
+            response.request.headers.pop(API_KEY_HEADER, None)
+
+
+# --------------------------------------------------------------------------- responses
+
+
 @dataclass
 class UsageDecoder(Decoder):
     """Decodes the usage object or fails naming the endpoint: the CDK's JsonDecoder turns a body
@@ -127,30 +300,30 @@ class UsageDecoder(Decoder):
 
     def decode(self, response: requests.Response) -> Iterator[MutableMapping[str, Any]]:
         if self.totals_only:
-            yield {"allTime": _totals(response)}
+            yield {"allTime": totals(response)}
             return
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise _not_usage(response, "it is not JSON") from None
-        if not isinstance(body, dict) or not all(key in body for key in USAGE_KEYS):
-            raise _not_usage(response, _shape(body))
+            raise not_usage(response, "it is not JSON") from None
+        if not isinstance(body, dict) or not all(key in body for key in USAGE_KINDS):
+            raise not_usage(response, shape(body))
         for key, kind in USAGE_KINDS.items():
             if not isinstance(body[key], kind):
-                raise _not_usage(response, f"its {key} is a JSON {type(body[key]).__name__}")
+                raise not_usage(response, f"its {key} is a JSON {type(body[key]).__name__}")
         yield body
 
 
-def _totals(response: requests.Response) -> dict[str, Any]:
+def totals(response: requests.Response) -> dict[str, Any]:
     keys: list[str] = []
     builder: ijson.ObjectBuilder | None = None
-    totals = None
+    found = None
     try:
         for prefix, event, value in ijson.parse(io.BytesIO(response.content), use_float=True):
             if prefix == "" and event == "map_key":
                 keys.append(value)
             elif prefix in ("daily", "hourly") and event not in ("start_array", "end_array"):
-                raise _not_usage(response, f"its {prefix} is not a JSON array")
+                raise not_usage(response, f"its {prefix} is not a JSON array")
             elif prefix == "allTime" or prefix.startswith("allTime."):
                 if builder is None:
                     builder = ijson.ObjectBuilder()
@@ -163,65 +336,163 @@ def _totals(response: requests.Response) -> dict[str, Any]:
                     "boolean",
                     "null",
                 ):
-                    totals = builder.value
+                    found = builder.value
     except ijson.JSONError:
-        raise _not_usage(response, "it is not JSON") from None
-    if not all(key in keys for key in USAGE_KEYS) or not isinstance(totals, dict):
-        raise _not_usage(response, f"its top-level keys are {keys}")
-    return totals
+        raise not_usage(response, "it is not JSON") from None
+    if not all(key in keys for key in USAGE_KINDS) or not isinstance(found, dict):
+        raise not_usage(response, f"its top-level keys are {keys}")
+    return found
 
 
-def _shape(body: Any) -> str:
+def shape(body: Any) -> str:
     if isinstance(body, dict):
         return f"its top-level keys are {sorted(body)[:10]}"
     return f"it is a JSON {type(body).__name__}"
 
 
-def _not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
+def not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
     endpoint = urlsplit(response.url or "")._replace(query="", fragment="").geturl()
-    return _system_error(
+    return system_error(
         f"Ultravox answered {endpoint} with a body that is not the usage object the connector "
         f"expects (a JSON object with allTime, daily and hourly): {why}."
     )
 
 
 @dataclass
+class UsageRecordFields(RecordTransformation):
+    """Adds durationSeconds (and hourStart for hourly buckets) and refuses values that break the
+    schema: jinja cannot raise an error that quotes the bad value, and a silent guess would land
+    wrong figures in the warehouse."""
+
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.stream = parameters["name"]
+
+    def transform(
+        self,
+        record: dict[str, Any],
+        config: Config | None = None,
+        stream_state: StreamState | None = None,
+        stream_slice: StreamSlice | None = None,
+    ) -> None:
+        for name in COUNT_FIELDS:
+            value = record.get(name)
+            if not (type(value) is int and value >= 0):
+                raise bad_record(self.stream, name, value, "a count (an integer >= 0)")
+        minutes = record.get("billedMinutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not (0 <= minutes < math.inf):
+            raise bad_record(self.stream, "billedMinutes", minutes, "a number >= 0")
+        record["durationSeconds"] = parse_duration_seconds(record.get("duration"), self.stream)
+        if self.stream == "allTime":
+            return
+        day = record.get("date")
+        if not (isinstance(day, str) and is_iso_date(day)):
+            raise bad_record(self.stream, "date", day, "a YYYY-MM-DD date")
+        if self.stream == "hourly":
+            hour = record.get("hour")
+            if not (type(hour) is int and 0 <= hour <= 23):
+                raise bad_record(self.stream, "hour", hour, "an hour from 0 to 23")
+            record["hourStart"] = f"{day}T{hour:02d}:00:00Z"
+
+
+def parse_duration_seconds(value: Any, stream: str = "usage") -> float:
+    match = DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise bad_record(stream, "duration", value, "a seconds string such as '1234.5s'")
+    return float(match.group(1))
+
+
+def is_iso_date(value: str) -> bool:
+    try:
+        return date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        return False
+
+
+def bad_record(stream: str, field_name: str, value: Any, expected: str) -> AirbyteTracedException:
+    return system_error(
+        f"Ultravox sent a {stream} record whose {field_name} is {value!r}, not {expected}. "
+        "The connector stops rather than guess; please report this response shape."
+    )
+
+
+# --------------------------------------------------------------------------- errors and retries
+
+
+@dataclass
 class UsageErrorHandler(DefaultErrorHandler):
-    """The manifest's response filters, plus what they cannot match: a timeout or a dropped
-    connection (an exception, not a response) is retried as a transient error, and with
-    split_windows a window of several days that times out (a read timeout or a 504) is split
-    in two rather than retried whole; a single day is retried."""
+    """The manifest's response filters, plus what they cannot match, which are exceptions, not
+    responses: a window of several days that the API is too slow to answer (a read timeout, or a
+    504) is split in two when split_windows is set; an unreachable host or a dropped connection is
+    retried; a TLS failure or an unusable URL fails at once as a config error saying what is
+    wrong, since retrying cannot mend it. A failure is raised here with the filter's message as
+    its internal message too: the CDK would put the raw answer there, unmasked, and an answer
+    can echo the API key."""
 
     split_windows: bool = False
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
     ) -> ErrorResolution:
-        timed_out = isinstance(response_or_exception, requests.Timeout) or (
-            isinstance(response_or_exception, requests.Response) and response_or_exception.status_code == 504
+        error = response_or_exception
+        too_slow = isinstance(error, requests.ReadTimeout) or (
+            isinstance(error, requests.Response) and error.status_code == 504
         )
-        if timed_out and self.split_windows and _days_requested(response_or_exception) > 1:
+        if too_slow and self.split_windows and days_requested(error) > 1:
             return ErrorResolution(
                 response_action=ResponseAction.SPLIT_REQUEST_WINDOW,
                 failure_type=FailureType.transient_error,
                 error_message="Ultravox timed out on this date range; reading it in two halves.",
             )
-        if isinstance(response_or_exception, requests.RequestException) and not isinstance(
-            response_or_exception, requests.HTTPError
+        if isinstance(error, requests.exceptions.SSLError):
+            return ErrorResolution(
+                response_action=ResponseAction.FAIL,
+                failure_type=FailureType.config_error,
+                error_message=filter_secrets(
+                    f"The TLS connection to {host_of(error)} failed ({first_line(error)}). Check "
+                    "api_url: it must be an https URL whose certificate is valid for its host."
+                ),
+            )
+        if isinstance(
+            error,
+            requests.exceptions.InvalidURL
+            | requests.exceptions.InvalidSchema
+            | requests.exceptions.MissingSchema
+            | requests.exceptions.InvalidHeader,
+        ):
+            return ErrorResolution(
+                response_action=ResponseAction.FAIL,
+                failure_type=FailureType.config_error,
+                error_message=filter_secrets(
+                    f"The connector cannot send a request to {host_of(error)} "
+                    f"({type(error).__name__}: {first_line(error)}). Check api_url."
+                ),
+            )
+        if isinstance(
+            error, requests.Timeout | requests.ConnectionError | requests.exceptions.ChunkedEncodingError
         ):
             return ErrorResolution(
                 response_action=ResponseAction.RETRY,
                 failure_type=FailureType.transient_error,
                 error_message=(
-                    "Ultravox did not answer "
-                    f"({type(response_or_exception).__name__}: a timeout or a dropped connection). "
-                    "The sync will pick up from its last state on the next run."
+                    f"Ultravox did not answer ({type(error).__name__}: the host could not be reached, "
+                    "timed out or dropped the connection). The sync will pick up from its last state "
+                    "on the next run."
                 ),
             )
-        return super().interpret_response(response_or_exception)
+        resolution = super().interpret_response(error)
+        if resolution.response_action == ResponseAction.FAIL:
+            status = error.status_code if isinstance(error, requests.Response) else type(error).__name__
+            raise AirbyteTracedException(
+                message=filter_secrets(resolution.error_message or f"Ultravox answered {status}."),
+                internal_message=filter_secrets(f"HTTP {status}: {resolution.error_message}"),
+                failure_type=resolution.failure_type or FailureType.system_error,
+            )
+        return resolution
 
 
-def _days_requested(response_or_exception: requests.Response | Exception) -> int:
+def days_requested(response_or_exception: requests.Response | Exception) -> int:
     request = getattr(response_or_exception, "request", None)
     query = parse_qs(urlsplit(getattr(request, "url", "") or "").query)
     try:
@@ -231,68 +502,14 @@ def _days_requested(response_or_exception: requests.Response | Exception) -> int
     return (end - start).days + 1
 
 
-def _bad_record(stream: str, field_name: str, value: Any, expected: str) -> AirbyteTracedException:
-    return _system_error(
-        f"Ultravox sent a {stream} record whose {field_name} is {value!r}, not {expected}. "
-        "The connector stops rather than guess; please report this response shape."
-    )
+def host_of(error: Exception) -> str:
+    request = getattr(error, "request", None)
+    url = getattr(request, "url", None) or ""
+    return urlsplit(url).netloc or "the API host"
 
 
-def _system_error(message: str) -> AirbyteTracedException:
-    # internal_message too: the CDK's closing "streams did not sync" summary quotes only that one.
-    return AirbyteTracedException(
-        message=message, internal_message=message, failure_type=FailureType.system_error
-    )
-
-
-def parse_duration_seconds(value: Any, stream: str = "usage") -> float:
-    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise _bad_record(stream, "duration", value, "a seconds string such as '1234.5s'")
-    return float(match.group(1))
-
-
-@dataclass
-class UsageRecordFields(RecordTransformation):
-    """Adds durationSeconds (and hourStart for hourly buckets) and refuses values that break the
-    schema: jinja cannot raise an error that quotes the bad value, and a silent guess would land
-    wrong figures in the warehouse."""
-
-    stream: str = "daily"
-    parameters: InitVar[Mapping[str, Any] | None] = None
-
-    def transform(
-        self,
-        record: dict[str, Any],
-        config: Config | None = None,
-        stream_state: StreamState | None = None,
-        stream_slice: StreamSlice | None = None,
-    ) -> None:
-        for name in _COUNT_FIELDS:
-            value = record.get(name)
-            if not (type(value) is int and value >= 0):
-                raise _bad_record(self.stream, name, value, "a count (an integer >= 0)")
-        minutes = record.get("billedMinutes")
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not (0 <= minutes < math.inf):
-            raise _bad_record(self.stream, "billedMinutes", minutes, "a number >= 0")
-        record["durationSeconds"] = parse_duration_seconds(record.get("duration"), self.stream)
-        if self.stream == "allTime":
-            return
-        day = record.get("date")
-        if not (isinstance(day, str) and _is_iso_date(day)):
-            raise _bad_record(self.stream, "date", day, "a YYYY-MM-DD date")
-        if self.stream == "hourly":
-            hour = record.get("hour")
-            if not (type(hour) is int and 0 <= hour <= 23):
-                raise _bad_record(self.stream, "hour", hour, "an hour from 0 to 23")
-            record["hourStart"] = f"{day}T{hour:02d}:00:00Z"
-
-
-def _is_iso_date(value: str) -> bool:
-    try:
-        return date.fromisoformat(value).isoformat() == value
-    except ValueError:
-        return False
+def first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -351,3 +568,38 @@ class RetryAfterOrExponentialBackoff(BackoffStrategy):
         if wait >= 5:
             logger.info("Ultravox asked to slow down; waiting %.1f s before retrying.", wait)
         return wait
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class RefuseUnreadableCursor(StateMigration):
+    """A saved cursor that does not parse would end in a system error with a stack trace deep in
+    the CDK; this names the stream and the value, as a config error, before anything is read.
+    It never changes a state."""
+
+    declarative_stream: DeclarativeStreamModel
+    config: Config
+    parameters: InitVar[Mapping[str, Any] | None] = None
+
+    def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
+        cursor = self.declarative_stream.incremental_sync
+        if not stream_state or "state_type" in stream_state or cursor is None:
+            return False
+        name, fmt = cursor.cursor_field, cursor.datetime_format
+        value = stream_state.get(name)
+        try:
+            datetime.strptime(value, fmt)  # noqa: DTZ007 (a format check, not a time)
+        except (TypeError, ValueError):
+            stream = self.declarative_stream.name
+            example = date(2025, 3, 4).strftime(fmt)
+            raise config_error(
+                f"The saved state of stream {stream} has {name}={value!r}, which is not a cursor "
+                f"this connector wrote (expected {name} like {example!r}). Reset the {stream} "
+                "stream, or fix the state, and sync again."
+            ) from None
+        return False
+
+    def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        return stream_state

@@ -1,9 +1,9 @@
-"""Shared helpers for the unit tests: a requests-mock API under the connector's own transport,
-config/catalog/state builders, and runners for the in-process entrypoint and the CLI.
+"""Shared helpers for the unit tests: a requests-mock API in place of the network, config/catalog/
+state builders, and runners for the in-process entrypoint and the CLI.
 
-The API is mocked at `HTTPAdapter.send`, not with `requests_mock.Mocker`: the Mocker replaces
-the session's adapters, which would bypass `UsageTransport` (key confinement across redirects and
-the responses shared by daily and hourly) and so test a connector that does not exist."""
+The API is mocked at `HTTPAdapter.send`, the last step before the wire, so everything the CDK and
+the connector do with a request (the authenticator, requests' hooks and redirects, the API budget,
+retries) runs as it does against the real API."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 import requests
 import requests_mock
+import yaml
 from airbyte_cdk.models import (
     AirbyteMessageSerializer,
     AirbyteStateMessage,
@@ -108,7 +109,7 @@ def query(request: Any) -> dict[str, list[str]]:
 
 
 class FakeUsageApi:
-    """A requests-mock adapter standing in for the usage endpoint, plugged in under UsageTransport."""
+    """A requests-mock adapter standing in for the usage endpoint, plugged in at HTTPAdapter.send."""
 
     def __init__(self, adapter: requests_mock.Adapter) -> None:
         self.adapter = adapter
@@ -158,7 +159,11 @@ def api():
     adapter = requests_mock.Adapter()
 
     def send(self, request, **kwargs):  # noqa: ANN001 (HTTPAdapter.send's signature)
-        return adapter.send(request, **kwargs)
+        # The history keeps each request as it was sent; the response points at the live request,
+        # as HTTPAdapter.send's does, for requests' response hooks and redirects.
+        response = adapter.send(request.copy(), **kwargs)
+        response.request = request
+        return response
 
     with mock.patch.object(requests.adapters.HTTPAdapter, "send", send):
         yield FakeUsageApi(adapter)
@@ -357,7 +362,9 @@ def of_type(messages: list[dict[str, Any]], kind: str | Type) -> list[dict[str, 
 
 # --------------------------------------------------------------------------- schemas
 
-SCHEMAS_DIR = __import__("pathlib").Path(__file__).resolve().parents[1] / "source_ultravox_usage" / "schemas"
+MANIFEST = (
+    __import__("pathlib").Path(__file__).resolve().parents[1] / "source_ultravox_usage" / "manifest.yaml"
+)
 FORMAT_CHECKER = jsonschema.FormatChecker()
 
 
@@ -372,7 +379,8 @@ def _is_rfc3339_date_time(value: object) -> bool:
 
 
 def load_schema(stream: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS_DIR / f"{stream}.json").read_text())
+    """The stream's JSON schema as the manifest declares it (its top-level `schemas:`)."""
+    return yaml.safe_load(MANIFEST.read_text())["schemas"][stream]
 
 
 def schema_errors(stream: str, record: Mapping[str, Any]) -> list[str]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
-import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils import AirbyteTracedException
 
@@ -17,7 +14,6 @@ from source_ultravox_usage.components import (
     parse_duration_seconds,
     retry_after_seconds,
 )
-from source_ultravox_usage.transport import SharedResponses
 
 AGENT = "2f1b1e6c-1c3a-4d5e-9f00-1234567890ab"
 
@@ -152,170 +148,3 @@ def test_parse_duration_seconds_refuses_anything_else(value, shown):
         parse_duration_seconds(value, stream="hourly")
     assert raised.value.failure_type == FailureType.system_error
     assert f"hourly record whose duration is {shown}" in raised.value.message
-
-
-# --------------------------------------------------------------------------- SharedResponses
-
-
-def response(body: bytes, status: int = 200) -> requests.Response:
-    answer = requests.Response()
-    answer.status_code = status
-    answer._content = body
-    answer.url = "https://api.ultravox.ai/api/accounts/me/usage/calls?fromDate=2025-03-01"
-    return answer
-
-
-def prepared() -> requests.PreparedRequest:
-    return requests.Request("GET", "https://api.ultravox.ai/api/accounts/me/usage/calls").prepare()
-
-
-READERS = frozenset({"daily", "hourly"})
-KEY = ("https://api.ultravox.ai/api/accounts/me/usage/calls?fromDate=2025-03-01", "hash")
-
-
-def test_one_request_for_both_readers_then_dropped():
-    store = SharedResponses()
-    sent = []
-
-    def send():
-        sent.append(1)
-        return response(b'{"a": 1}')
-
-    first = store.fetch(KEY, "daily", READERS, prepared(), send)
-    assert len(store) == 1
-    second = store.fetch(KEY, "hourly", READERS, prepared(), send)
-    assert len(sent) == 1
-    assert first.content == second.content == b'{"a": 1}'
-    assert second.status_code == 200
-    assert len(store) == 0
-    # A third ask (a new window read by the same reader) goes to the API again.
-    store.fetch(KEY, "daily", READERS, prepared(), send)
-    assert len(sent) == 2
-
-
-def test_the_same_reader_never_gets_a_stored_answer_twice():
-    store = SharedResponses()
-    sent = []
-
-    def send():
-        sent.append(1)
-        return response(b"{}")
-
-    store.fetch(KEY, "daily", READERS, prepared(), send)
-    store.fetch(KEY, "daily", READERS, prepared(), send)
-    assert len(sent) == 2
-
-
-@pytest.mark.parametrize("status", [429, 500, 401])
-def test_failures_are_not_shared(status):
-    store = SharedResponses()
-    sent = []
-
-    def send():
-        sent.append(1)
-        return response(b"{}", status=status)
-
-    assert store.fetch(KEY, "daily", READERS, prepared(), send).status_code == status
-    assert len(store) == 0
-    store.fetch(KEY, "hourly", READERS, prepared(), send)
-    assert len(sent) == 2
-
-
-def test_single_flight_with_threads():
-    store = SharedResponses()
-    sent = []
-    release = threading.Event()
-
-    def send():
-        sent.append(1)
-        release.wait(5)
-        return response(b'{"window": 1}')
-
-    results = {}
-
-    def read(reader):
-        results[reader] = store.fetch(KEY, reader, READERS, prepared(), send).content
-
-    threads = [threading.Thread(target=read, args=(reader,)) for reader in ("daily", "hourly")]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.2)  # both are now asking: one sends, the other waits for it
-    release.set()
-    for thread in threads:
-        thread.join(5)
-    assert len(sent) == 1
-    assert results == {"daily": b'{"window": 1}', "hourly": b'{"window": 1}'}
-    assert len(store) == 0
-
-
-def test_a_failed_in_flight_request_lets_the_waiter_send_its_own():
-    store = SharedResponses()
-    calls = []
-    release = threading.Event()
-
-    def send():
-        calls.append(threading.current_thread().name)
-        if len(calls) == 1:
-            release.wait(5)
-            return response(b"", status=500)
-        return response(b"{}")
-
-    results = {}
-
-    def read(reader):
-        results[reader] = store.fetch(KEY, reader, READERS, prepared(), send).status_code
-
-    first = threading.Thread(target=read, args=("daily",), name="daily")
-    second = threading.Thread(target=read, args=("hourly",), name="hourly")
-    first.start()
-    time.sleep(0.1)
-    second.start()
-    time.sleep(0.1)
-    release.set()
-    first.join(5)
-    second.join(5)
-    assert results == {"daily": 500, "hourly": 200}
-    assert len(calls) == 2
-
-
-def test_an_exception_while_sending_does_not_block_the_waiter():
-    store = SharedResponses()
-
-    def boom():
-        raise requests.exceptions.ConnectionError("dropped")
-
-    with pytest.raises(requests.exceptions.ConnectionError):
-        store.fetch(KEY, "daily", READERS, prepared(), boom)
-    done = []
-    thread = threading.Thread(
-        target=lambda: done.append(store.fetch(KEY, "hourly", READERS, prepared(), lambda: response(b"{}")))
-    )
-    thread.start()
-    thread.join(2)
-    assert done and done[0].status_code == 200
-
-
-def test_eviction_keeps_the_store_under_its_byte_limit():
-    store = SharedResponses(max_bytes=25)
-    for i in range(5):
-        key = (f"url-{i}", "hash")
-        store.fetch(key, "daily", READERS, prepared(), lambda i=i: response(b"x" * 10))
-    # 10 bytes each, 25 allowed: the two newest stay, the oldest were dropped.
-    assert len(store) == 2
-    sent = []
-
-    def send():
-        sent.append(1)
-        return response(b"x" * 10)
-
-    store.fetch(("url-0", "hash"), "hourly", READERS, prepared(), send)  # evicted: asked again
-    store.fetch(("url-4", "hash"), "hourly", READERS, prepared(), send)  # still there
-    assert len(sent) == 1
-
-
-def test_answers_keep_their_request():
-    store = SharedResponses()
-    store.fetch(KEY, "daily", READERS, prepared(), lambda: response(b"{}"))
-    request = prepared()
-    answer = store.fetch(KEY, "hourly", READERS, request, lambda: response(b"{}"))
-    assert answer.request is request

@@ -62,11 +62,16 @@ def test_rejected_key_is_a_config_error(api, status, body, detail):
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_rejected_key_is_not_sent_again_in_the_same_sync(api, status):
+    """The CDK goes on reading a stream's other windows after one failed: each stream sends the
+    rejected key once (num_workers=1, so none is already in flight), then refuses to send it."""
     api.register(status_code=status, json={"detail": "Invalid API key."})
     output = run_read(make_config(end_date="2025-03-20", window_days=2, num_workers=1), fails=True)
     assert errors(output)
     assert {e[0] for e in errors(output)} == {"config_error"}
-    assert api.call_count == 1
+    assert api.call_count == 3
+    assert sorted(query(r)["toDate"][0] for r in api.requests) == ["2025-03-02", "2025-03-02", "2025-03-20"]
+    refused = [message for _, message in errors(output) if "earlier in this sync" in message]
+    assert refused and all(f"(HTTP {status})" in message for message in refused)
 
 
 @pytest.mark.parametrize("status", [401, 403])

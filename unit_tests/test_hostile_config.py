@@ -4,7 +4,7 @@ parameters, or fails `check` with a FAILED status and `read` with a config error
 names the field, before any request is sent; never an unhandled exception or a non-JSON line.
 
 Runs the console script's function in-process (`source_ultravox_usage.run.run`), the user's path,
-with requests-mock under the connector's own transport."""
+with requests-mock in place of the network (HTTPAdapter.send)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import requests_mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from source_ultravox_usage.config import _is_loopback
+from source_ultravox_usage.components import is_loopback
 from source_ultravox_usage.run import run as cli_run
 from unit_tests.conftest import CONFIG_KEYS
 
@@ -143,7 +143,7 @@ def _is_date(value: str) -> bool:
 
 def assert_valid_request(request: Any) -> None:
     url = urlsplit(request.url)
-    assert url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.hostname or "")), request.url
+    assert url.scheme == "https" or (url.scheme == "http" and is_loopback(url.hostname or "")), request.url
     assert url.path.endswith("/accounts/me/usage/calls")
     assert request.headers.get("X-API-Key"), "no key sent"
     query = parse_qs(url.query, keep_blank_values=True)

@@ -3,7 +3,7 @@ durations, bad dates and hours, unknown extra fields, broken top-level shapes. T
 emits every row unchanged (extra fields carried through) or stops with a system_error that quotes
 the bad field; it never emits a record that violates its own schema.
 
-In-process reads with requests-mock under the connector's own transport (HTTPAdapter.send)."""
+In-process reads with requests-mock in place of the network (HTTPAdapter.send)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -27,8 +26,8 @@ from airbyte_cdk.test.models.scenario import ExpectedOutcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import source_ultravox_usage
 from source_ultravox_usage import SourceUltravoxUsage
+from unit_tests.conftest import load_schema
 
 USAGE_URL = "https://api.ultravox.ai/api/accounts/me/usage/calls"
 DAYS = ("2025-03-01", "2025-03-02")
@@ -43,8 +42,7 @@ STREAMS = ("allTime", "daily", "hourly")
 COUNTS = ("totalCount", "errorCount", "joinedCount")
 STAT_FIELDS = (*COUNTS, "duration", "billedMinutes")
 COMPUTED = {"durationSeconds", "hourStart", "fromDate", "toDate"}  # set by the connector
-SCHEMA_DIR = Path(source_ultravox_usage.__file__).parent / "schemas"
-SCHEMAS = {name: json.loads((SCHEMA_DIR / f"{name}.json").read_text()) for name in STREAMS}
+SCHEMAS = {name: load_schema(name) for name in STREAMS}
 DURATION = re.compile(r"\d+(\.\d+)?s")
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
