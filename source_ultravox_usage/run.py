@@ -7,7 +7,14 @@ import sys
 import traceback
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
-from airbyte_cdk.models import AirbyteErrorTraceMessage, AirbyteMessage, AirbyteTraceMessage, TraceType, Type
+from airbyte_cdk.models import (
+    AirbyteErrorTraceMessage,
+    AirbyteMessage,
+    AirbyteTraceMessage,
+    FailureType,
+    TraceType,
+    Type,
+)
 from airbyte_cdk.utils.datetime_helpers import ab_datetime_now
 
 from source_ultravox_usage.source import SourceUltravoxUsage
@@ -30,6 +37,7 @@ def _source(args: list[str]) -> SourceUltravoxUsage | None:
             error=AirbyteErrorTraceMessage(
                 message=f"Error starting the sync; check the config, catalog and state files: {error}",
                 stack_trace=traceback.format_exc(),
+                failure_type=FailureType.config_error,
             ),
         )
         print(AirbyteEntrypoint.airbyte_message_to_string(AirbyteMessage(type=Type.TRACE, trace=trace)))
