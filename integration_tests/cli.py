@@ -105,15 +105,18 @@ def run_cli(
     state: list[dict[str, Any]] | None = None,
     timeout: float = 300,
     extra_args: Iterable[str] = (),
+    program: Iterable[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> CliResult:
+    """Run `program` (default: the installed console script) with the command and input files."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = [executable(), command]
+        args = [*(program or [executable()]), command]
         for flag, content in (("--config", config), ("--catalog", catalog), ("--state", state)):
             if content is not None:
                 path = Path(tmp) / f"{flag[2:]}.json"
                 path.write_text(json.dumps(content))
                 args += [flag, str(path)]
-        proc = subprocess.run([*args, *extra_args], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([*args, *extra_args], capture_output=True, text=True, timeout=timeout, env=env)
     messages = []
     for line in proc.stdout.splitlines():
         try:
