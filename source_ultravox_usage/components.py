@@ -70,12 +70,19 @@ def system_error(message: str) -> AirbyteTracedException:
 
 @dataclass
 class ApiKeyIsOneToken(ValidationStrategy):
-    """The spec's pattern lets a trailing line break through (`$` matches before it), and
-    requests would then quote the key in an InvalidHeader error."""
+    """api_key is one token of 16 or more characters, checked without ever quoting it: the CDK's
+    schema messages quote the value, escaped where it holds a tab or line break, so past the
+    masking of secrets. Real keys are 41 characters; a very short one would be masked wherever it
+    appears in the output, and whitespace is a paste slip that requests would quote in an error."""
 
     def validate(self, value: Any) -> None:
         if isinstance(value, str) and any(char.isspace() for char in value):
             raise config_error("api_key contains a space or a line break; paste the key alone.")
+        if isinstance(value, str) and len(value) < 16:
+            raise config_error(
+                "api_key is not valid: it must be your Ultravox API key, a string of at least 16 "
+                "characters without spaces."
+            )
 
 
 @dataclass
