@@ -442,7 +442,19 @@ class UsageErrorHandler(DefaultErrorHandler):
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
     ) -> ErrorResolution:
-        error = response_or_exception
+        resolution = self.resolve(response_or_exception)
+        if resolution.response_action == ResponseAction.FAIL:
+            error = response_or_exception
+            status = error.status_code if isinstance(error, requests.Response) else type(error).__name__
+            message = filter_secrets(resolution.error_message or f"Ultravox answered {status}.")
+            raise AirbyteTracedException(
+                message=message,
+                internal_message=f"{status}: {message}",
+                failure_type=resolution.failure_type or FailureType.system_error,
+            )
+        return resolution
+
+    def resolve(self, error: requests.Response | Exception | None) -> ErrorResolution:
         too_slow = isinstance(error, requests.ReadTimeout) or (
             isinstance(error, requests.Response) and error.status_code == 504
         )
@@ -456,29 +468,28 @@ class UsageErrorHandler(DefaultErrorHandler):
             return ErrorResolution(
                 response_action=ResponseAction.FAIL,
                 failure_type=FailureType.config_error,
-                error_message=filter_secrets(
+                error_message=(
                     f"The TLS connection to {host_of(error)} failed ({first_line(error)}). Check "
                     "api_url: it must be an https URL whose certificate is valid for its host."
                 ),
             )
-        if isinstance(
-            error,
-            requests.exceptions.InvalidURL
-            | requests.exceptions.InvalidSchema
-            | requests.exceptions.MissingSchema
-            | requests.exceptions.InvalidHeader,
-        ):
+        unusable = (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+        )
+        if isinstance(error, unusable):
             return ErrorResolution(
                 response_action=ResponseAction.FAIL,
                 failure_type=FailureType.config_error,
-                error_message=filter_secrets(
+                error_message=(
                     f"The connector cannot send a request to {host_of(error)} "
                     f"({type(error).__name__}: {first_line(error)}). Check api_url."
                 ),
             )
-        if isinstance(
-            error, requests.Timeout | requests.ConnectionError | requests.exceptions.ChunkedEncodingError
-        ):
+        unanswered = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+        if isinstance(error, unanswered):
             return ErrorResolution(
                 response_action=ResponseAction.RETRY,
                 failure_type=FailureType.transient_error,
@@ -488,15 +499,7 @@ class UsageErrorHandler(DefaultErrorHandler):
                     "on the next run."
                 ),
             )
-        resolution = super().interpret_response(error)
-        if resolution.response_action == ResponseAction.FAIL:
-            status = error.status_code if isinstance(error, requests.Response) else type(error).__name__
-            raise AirbyteTracedException(
-                message=filter_secrets(resolution.error_message or f"Ultravox answered {status}."),
-                internal_message=filter_secrets(f"HTTP {status}: {resolution.error_message}"),
-                failure_type=resolution.failure_type or FailureType.system_error,
-            )
-        return resolution
+        return super().interpret_response(error)
 
 
 def days_requested(response_or_exception: requests.Response | Exception) -> int:
