@@ -358,7 +358,8 @@ def shape(body: Any) -> str:
 
 
 def not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
-    endpoint = urlsplit(response.url or "")._replace(query="", fragment="").geturl()
+    url = urlsplit(response.url or "")
+    endpoint = f"{url.scheme}://{url.netloc}{url.path}"
     return system_error(
         f"Ultravox answered {endpoint} with a body that is not the usage object the connector "
         f"expects (a JSON object with allTime, daily and hourly): {why}."
