@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="source-ultravox-usage",
-    version="0.1.0",
+    version="0.2.0",
     description="Airbyte source for Ultravox call usage (GET /api/accounts/me/usage/calls).",
     author="source-ultravox-usage developers",
     license="MIT",
