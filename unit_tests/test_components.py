@@ -1,4 +1,5 @@
-"""The small pure functions of the custom components, and the shared-response store's threading."""
+"""The small pure functions of the custom components: query filters, date ranges, Retry-After,
+durations."""
 
 from __future__ import annotations
 

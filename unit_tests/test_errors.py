@@ -74,6 +74,12 @@ def test_rejected_key_is_not_sent_again_in_the_same_sync(api, status):
     assert refused and all(f"(HTTP {status})" in message for message in refused)
 
 
+CHECK_REJECTED = (
+    "Stream daily is not available: Ultravox rejected the API key (Invalid API key.). "
+    "Check that api_key is a current API key of your Ultravox account."
+)
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_check_with_a_rejected_key_is_a_failed_status_not_a_crash(api, tmp_path, capsys, status):
     api.register(status_code=status, json={"detail": "Invalid API key."})
@@ -82,24 +88,33 @@ def test_check_with_a_rejected_key_is_a_failed_status_not_a_crash(api, tmp_path,
     assert code == 0
     [status_message] = of_type(messages, "CONNECTION_STATUS")
     assert status_message["connectionStatus"]["status"] == "FAILED"
-    # CheckStream prefixes "Stream allTime is not available: ".
-    assert "Ultravox rejected the API key (Invalid API key.)" in status_message["connectionStatus"]["message"]
+    # check reads daily's first window; CheckStream prefixes "Stream daily is not available: " and
+    # the CDK quotes the whole message.
+    assert status_message["connectionStatus"]["message"].strip("'") == CHECK_REJECTED
     assert of_type(messages, "TRACE") == []
+    assert api.date_ranges() == [("2025-03-01", "2025-03-05")]
 
     output = run_check(make_config(), tmp_path)
     [status_message] = output.connection_status_messages
     assert status_message.connectionStatus.status.value == "FAILED"
-    assert "Ultravox rejected the API key (Invalid API key.)" in status_message.connectionStatus.message
+    assert status_message.connectionStatus.message.strip("'") == CHECK_REJECTED
 
 
-def test_check_succeeds_with_one_request(api, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("window_days", "window"),
+    [(30, ("2025-03-01", "2025-03-05")), (2, ("2025-03-01", "2025-03-02"))],
+    ids=["range-in-one-window", "first-of-three-windows"],
+)
+def test_check_succeeds_with_one_request(api, tmp_path, capsys, window_days, window):
+    """check reads daily's first window only: start_date .. start_date + window_days - 1."""
     api.register(**OK)
-    config = write_json(tmp_path / "config.json", make_config())
+    config = write_json(tmp_path / "config.json", make_config(window_days=window_days))
     code, messages, _, _ = cli(["check", "--config", config], capsys)
     assert code == 0
     [status_message] = of_type(messages, "CONNECTION_STATUS")
     assert status_message["connectionStatus"]["status"] == "SUCCEEDED"
     assert api.call_count == 1
+    assert api.date_ranges() == [window]
 
 
 # --------------------------------------------------------------------------- 400 / 404

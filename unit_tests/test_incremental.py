@@ -1,5 +1,10 @@
-"""Incremental sync: first sync state, lookback restarts shared by both streams, empty windows,
-month and year boundaries, future and malformed state."""
+"""Incremental sync: first sync state, each stream's restart at its own cursor minus lookback_days
+(a stale state of another stream never drags it back), empty and failed windows, month and year
+boundaries, future and malformed state.
+
+daily and hourly each send their own request per window (the same whole-day windows), so a sync of
+both asks for every window twice; a request does not say which stream sent it, so a catalog of one
+stream is what pins a window list to a stream."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from unit_tests.conftest import (
     final_state,
     make_config,
     make_state,
+    query,
     records,
     run_read,
     states,
@@ -19,6 +25,16 @@ from unit_tests.conftest import (
 )
 
 WINDOW_STREAMS = ["daily", "hourly"]
+
+
+def each_stream(*window_lists: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The sorted (fromDate, toDate) of every request of a sync: the windows of each stream's own list."""
+    return sorted(window for window_list in window_lists for window in window_list)
+
+
+def both(window_list: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """daily and hourly read the same windows: each window is requested once by each stream."""
+    return each_stream(window_list, window_list)
 
 
 def daily_rows(*dates: str) -> list[dict]:
@@ -37,7 +53,7 @@ def test_first_sync_state_is_the_last_record(api):
     assert final_state(output, "daily") == {"date": "2025-03-06"}
     assert final_state(output, "hourly") == {"hourStart": "2025-03-06T22:00:00Z"}
     assert sorted(r["date"] for r in records(output, "daily")) == dates
-    assert api.date_ranges() == windows("2025-03-01", "2025-03-06", 2)
+    assert api.date_ranges() == both(windows("2025-03-01", "2025-03-06", 2))
 
 
 def test_state_is_checkpointed_per_window_and_never_goes_back(api):
@@ -57,7 +73,7 @@ def test_state_is_checkpointed_per_window_and_never_goes_back(api):
 
 @pytest.mark.parametrize("hour", [0, 5, 23])
 @pytest.mark.parametrize("lookback", [0, 2, 7])
-def test_second_sync_restarts_at_cursor_minus_lookback_for_both_streams(api, hour, lookback):
+def test_second_sync_restarts_each_stream_at_its_cursor_minus_lookback(api, hour, lookback):
     api.serve(daily=daily_rows("2025-03-10", "2025-03-12"), hourly=hourly_rows("2025-03-10", "2025-03-12"))
     state = make_state(daily={"date": "2025-03-10"}, hourly={"hourStart": f"2025-03-10T{hour:02d}:00:00Z"})
     config = make_config(
@@ -66,8 +82,9 @@ def test_second_sync_restarts_at_cursor_minus_lookback_for_both_streams(api, hou
     output = run_read(config, streams=WINDOW_STREAMS, state=state)
     assert errors(output) == []
     restart = {0: "2025-03-10", 2: "2025-03-08", 7: "2025-03-03"}[lookback]
-    # One request per window, shared by daily and hourly.
-    assert api.date_ranges() == windows(restart, "2025-03-16", 5)
+    # Both cursors are on 2025-03-10: hourly restarts at its hour, lookback_days earlier, and asks
+    # for whole days, so both streams read the same windows, each with its own requests.
+    assert api.date_ranges() == both(windows(restart, "2025-03-16", 5))
     assert final_state(output, "daily") == {"date": "2025-03-12"}
     assert final_state(output, "hourly") == {"hourStart": "2025-03-12T05:00:00Z"}
     # Re-read days come back with their current figures (deduped downstream on the primary key).
@@ -75,20 +92,105 @@ def test_second_sync_restarts_at_cursor_minus_lookback_for_both_streams(api, hou
 
 
 @pytest.mark.parametrize(
-    ("daily_cursor", "hourly_cursor"),
-    [("2025-03-10", "2025-03-05T13:00:00Z"), ("2025-03-05", "2025-03-10T23:00:00Z")],
+    ("daily_cursor", "hourly_cursor", "daily_restart", "hourly_restart"),
+    [
+        ("2025-03-10", "2025-03-05T13:00:00Z", "2025-03-08", "2025-03-03"),
+        ("2025-03-05", "2025-03-10T23:00:00Z", "2025-03-03", "2025-03-08"),
+    ],
     ids=["daily-ahead", "hourly-ahead"],
 )
-def test_cursors_left_apart_by_a_stopped_sync_restart_together(api, daily_cursor, hourly_cursor):
+def test_cursors_left_apart_by_a_stopped_sync_each_restart_at_their_own_cursor(
+    api, daily_cursor, hourly_cursor, daily_restart, hourly_restart
+):
+    """A stopped sync can leave the cursors apart; neither drags the other back or forward."""
     api.serve(daily=daily_rows("2025-03-12"), hourly=hourly_rows("2025-03-12"))
     state = make_state(daily={"date": daily_cursor}, hourly={"hourStart": hourly_cursor})
     config = make_config(start_date="2025-01-01", end_date="2025-03-16", window_days=5, lookback_days=2)
     output = run_read(config, streams=WINDOW_STREAMS, state=state)
     assert errors(output) == []
-    # Both restart at the earlier cursor's day minus lookback_days, so every window is one request.
-    assert api.date_ranges() == windows("2025-03-03", "2025-03-16", 5)
+    assert api.date_ranges() == each_stream(
+        windows(daily_restart, "2025-03-16", 5), windows(hourly_restart, "2025-03-16", 5)
+    )
+    assert [r["date"] for r in records(output, "daily")] == ["2025-03-12"]
+    assert [r["hourStart"] for r in records(output, "hourly")] == ["2025-03-12T05:00:00Z"]
     assert final_state(output, "daily") == {"date": "2025-03-12"}
     assert final_state(output, "hourly") == {"hourStart": "2025-03-12T05:00:00Z"}
+
+
+def test_only_hourly_selected_ignores_a_stale_daily_state(api):
+    """The issue's regression: a catalog of hourly alone, with an old state of the unselected daily
+    stream, restarted hourly at daily's day and read ten months again. hourly restarts at its own
+    cursor minus lookback_days (2025-03-04T05:00:00Z - 2 days), and daily's state is left alone."""
+    api.serve(
+        daily=daily_rows("2024-06-01", "2025-03-03", "2025-03-05"),
+        hourly=hourly_rows("2024-06-01", "2025-03-01", "2025-03-03", "2025-03-05", hour=7),
+    )
+    state = make_state(daily={"date": "2024-06-01"}, hourly={"hourStart": "2025-03-04T05:00:00Z"})
+    config = make_config(
+        start_date="2024-01-01", end_date="2025-03-06", window_days=2, lookback_days=2, num_workers=1
+    )
+    output = run_read(config, streams=["hourly"], state=state)
+    assert errors(output) == []
+    # num_workers=1: the windows are read in order, the first at the restart.
+    assert query(api.requests[0])["fromDate"] == ["2025-03-02"]
+    assert api.date_ranges() == [
+        ("2025-03-02", "2025-03-03"),
+        ("2025-03-04", "2025-03-05"),
+        ("2025-03-06", "2025-03-06"),
+    ]
+    assert sorted(r["hourStart"] for r in records(output, "hourly")) == [
+        "2025-03-03T07:00:00Z",
+        "2025-03-05T07:00:00Z",
+    ]
+    assert records(output, "daily") == []
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-05T07:00:00Z"}
+    # Re-read days never take the state back, and the unselected stream's state is not rewritten.
+    assert all(blob["hourStart"] >= "2025-03-04T05:00:00Z" for blob in states(output, "hourly"))
+    assert states(output, "daily") == []
+
+
+def test_only_daily_selected_ignores_a_stale_hourly_state(api):
+    """The mirror case: daily alone, the unselected hourly's state far behind."""
+    api.serve(
+        daily=daily_rows("2024-06-01", "2025-03-01", "2025-03-03", "2025-03-05"),
+        hourly=hourly_rows("2024-06-01", "2025-03-03", "2025-03-05", hour=7),
+    )
+    state = make_state(daily={"date": "2025-03-04"}, hourly={"hourStart": "2024-06-01T05:00:00Z"})
+    config = make_config(
+        start_date="2024-01-01", end_date="2025-03-06", window_days=2, lookback_days=2, num_workers=1
+    )
+    output = run_read(config, streams=["daily"], state=state)
+    assert errors(output) == []
+    # num_workers=1: the windows are read in order, the first at the restart.
+    assert query(api.requests[0])["fromDate"] == ["2025-03-02"]
+    assert api.date_ranges() == [
+        ("2025-03-02", "2025-03-03"),
+        ("2025-03-04", "2025-03-05"),
+        ("2025-03-06", "2025-03-06"),
+    ]
+    assert sorted(r["date"] for r in records(output, "daily")) == ["2025-03-03", "2025-03-05"]
+    assert records(output, "hourly") == []
+    assert final_state(output, "daily") == {"date": "2025-03-05"}
+    assert all(blob["date"] >= "2025-03-04" for blob in states(output, "daily"))
+    assert states(output, "hourly") == []
+
+
+@pytest.mark.parametrize("stale", ["daily", "hourly"])
+def test_a_stale_state_drags_back_only_its_own_stream(api, stale):
+    """Both selected, one cursor months behind the other: that stream re-reads its months, the
+    other reads only its own lookback."""
+    api.serve(daily=daily_rows("2025-03-05"), hourly=hourly_rows("2025-03-05", hour=7))
+    cursors = {"daily": "2025-03-04", "hourly": "2025-03-04T05:00:00Z"}
+    cursors[stale] = {"daily": "2024-06-01", "hourly": "2024-06-01T05:00:00Z"}[stale]
+    state = make_state(daily={"date": cursors["daily"]}, hourly={"hourStart": cursors["hourly"]})
+    config = make_config(start_date="2024-01-01", end_date="2025-03-06", window_days=30, lookback_days=2)
+    output = run_read(config, streams=WINDOW_STREAMS, state=state)
+    assert errors(output) == []
+    stale_windows = windows("2024-05-30", "2025-03-06", 30)
+    assert len(stale_windows) == 10
+    assert api.date_ranges() == each_stream(stale_windows, [("2025-03-02", "2025-03-06")])
+    assert final_state(output, "daily") == {"date": "2025-03-05"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-05T07:00:00Z"}
 
 
 def test_lookback_never_reaches_before_start_date(api):
@@ -97,7 +199,7 @@ def test_lookback_never_reaches_before_start_date(api):
     config = make_config(start_date="2025-03-01", end_date="2025-03-06", window_days=3, lookback_days=30)
     output = run_read(config, streams=WINDOW_STREAMS, state=state)
     assert errors(output) == []
-    assert api.date_ranges() == windows("2025-03-01", "2025-03-06", 3)
+    assert api.date_ranges() == both(windows("2025-03-01", "2025-03-06", 3))
 
 
 def test_state_before_start_date_starts_at_start_date(api):
@@ -106,7 +208,7 @@ def test_state_before_start_date_starts_at_start_date(api):
     config = make_config(start_date="2025-03-01", end_date="2025-03-06", window_days=3)
     output = run_read(config, streams=WINDOW_STREAMS, state=state)
     assert errors(output) == []
-    assert api.date_ranges() == windows("2025-03-01", "2025-03-06", 3)
+    assert api.date_ranges() == both(windows("2025-03-01", "2025-03-06", 3))
 
 
 def test_empty_windows_do_not_move_state_past_emitted_data(api):
@@ -127,9 +229,46 @@ def test_all_empty_windows_keep_the_incoming_state(api):
     config = make_config(start_date="2025-03-01", end_date="2025-03-20", window_days=5)
     output = run_read(config, streams=WINDOW_STREAMS, state=state)
     assert errors(output) == []
-    assert api.date_ranges() == windows("2025-03-08", "2025-03-20", 5)
+    assert api.date_ranges() == both(windows("2025-03-08", "2025-03-20", 5))
     assert {s["date"] for s in states(output, "daily")} == {"2025-03-10"}
     assert {s["hourStart"] for s in states(output, "hourly")} == {"2025-03-10T05:00:00Z"}
+
+
+@pytest.mark.parametrize(("stream", "cursor"), [("daily", "date"), ("hourly", "hourStart")])
+def test_a_failed_window_holds_the_state_before_it(api, sleeps, stream, cursor):
+    """A window that keeps failing (500 after every retry) between two that succeed: the stream's
+    state stays at the data before the failed window, so the next sync reads it again."""
+    dates = days("2025-03-01", "2025-03-06")
+
+    def answer(request, context):
+        q = query(request)
+        low, high = q["fromDate"][0], q["toDate"][0]
+        if low == "2025-03-03":
+            context.status_code = 500
+            context.headers["Retry-After"] = "0"
+            return {"detail": "boom"}
+        return {
+            "allTime": stats(),
+            "daily": [row for row in daily_rows(*dates) if low <= row["date"] <= high],
+            "hourly": [row for row in hourly_rows(*dates) if low <= row["date"] <= high],
+        }
+
+    api.register(json=answer)
+    config = make_config(end_date="2025-03-06", window_days=2, num_workers=1)
+    output = run_read(config, streams=[stream], fails=True)
+    assert [failure_type for failure_type, _ in errors(output)] == ["transient_error"]
+    # The failed window: its first request and 6 retries.
+    assert api.date_ranges() == [
+        ("2025-03-01", "2025-03-02"),
+        *[("2025-03-03", "2025-03-04")] * 7,
+        ("2025-03-05", "2025-03-06"),
+    ]
+    emitted = ["2025-03-01", "2025-03-02", "2025-03-05", "2025-03-06"]
+    if stream == "hourly":
+        emitted = [f"{day}T05:00:00Z" for day in emitted]
+    held = emitted[1]  # the last cursor before the failed window
+    assert sorted(r[cursor] for r in records(output, stream)) == emitted
+    assert states(output, stream) and {blob[cursor] for blob in states(output, stream)} == {held}
 
 
 def test_a_sync_with_no_data_at_all_emits_no_cursor_past_start(api):
@@ -151,7 +290,10 @@ def test_month_and_year_boundaries(api):
     assert errors(output) == []
     assert api.date_ranges() == [
         ("2024-12-20", "2024-12-26"),
+        ("2024-12-20", "2024-12-26"),
         ("2024-12-27", "2025-01-02"),
+        ("2024-12-27", "2025-01-02"),
+        ("2025-01-03", "2025-01-09"),
         ("2025-01-03", "2025-01-09"),
     ]
     assert sorted(r["date"] for r in records(output, "daily")) == dates
@@ -165,7 +307,7 @@ def test_month_and_year_boundaries(api):
     next_state = make_state(daily={"date": "2025-01-02"}, hourly={"hourStart": "2025-01-02T23:00:00Z"})
     output = run_read(config, streams=WINDOW_STREAMS, state=next_state)
     assert errors(output) == []
-    assert api.date_ranges() == windows("2024-12-23", "2025-01-13", 2)
+    assert api.date_ranges() == both(windows("2024-12-23", "2025-01-13", 2))
 
 
 def test_month_boundary_in_february_of_a_leap_year(api):
@@ -176,7 +318,10 @@ def test_month_boundary_in_february_of_a_leap_year(api):
     assert errors(output) == []
     assert api.date_ranges() == [
         ("2024-02-28", "2024-02-29"),
+        ("2024-02-28", "2024-02-29"),
         ("2024-03-01", "2024-03-02"),
+        ("2024-03-01", "2024-03-02"),
+        ("2024-03-03", "2024-03-04"),
         ("2024-03-03", "2024-03-04"),
     ]
     # A re-read day older than the cursor is still emitted (lookback), and the state keeps the max.
@@ -202,7 +347,7 @@ def test_future_state_reads_nothing_and_keeps_the_state(api, blobs):
         assert records(output, stream) == []
         assert states(output, stream) and all(s == blob for s in states(output, stream)), stream
     others = [s for s in WINDOW_STREAMS if s not in blobs]
-    # Only the stream without a future state sends requests: its own windows, unshared.
+    # Only the stream without a future state sends requests: its own windows, once each.
     assert api.date_ranges() == (windows("2025-03-01", "2025-03-05", 3) if others else [])
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from unit_tests.conftest import CONFIG_KEYS
+from unit_tests.conftest import CONFIG_KEYS, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 METADATA_PATH = ROOT / "metadata.yaml"
@@ -33,8 +33,11 @@ DOCKERFILE_PATH = ROOT / "Dockerfile"
 DOCKERIGNORE_PATH = ROOT / ".dockerignore"
 DOC_PATH = ROOT / "docs" / "ultravox-usage.md"
 ICON_PATH = ROOT / "icon.svg"
+PACKAGE_DIR = ROOT / "source_ultravox_usage"
+MANIFEST_PATH = PACKAGE_DIR / "manifest.yaml"
 
 CONSOLE_SCRIPT = "source-ultravox-usage"
+VERSION = "0.2.0"
 STREAMS = ("allTime", "daily", "hourly")
 # 8 alphanumerics, a dot, 32 alphanumerics: the shape of a real Ultravox API key.
 KEY_SHAPE = re.compile(rb"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
@@ -156,7 +159,7 @@ def test_metadata_required_fields_have_exact_values() -> None:
         "name": "Ultravox Usage",
         "connectorType": "source",
         "dockerRepository": "airbyte/source-ultravox-usage",
-        "dockerImageTag": "0.1.0",
+        "dockerImageTag": VERSION,
         "license": "MIT",
         "documentationUrl": "https://docs.airbyte.com/integrations/sources/ultravox-usage",
         "githubIssueLabel": "source-ultravox-usage",
@@ -206,7 +209,7 @@ def test_version_is_the_same_everywhere() -> None:
     setup_version = setup_kwargs()["version"]
     label_version = dockerfile_key_values("LABEL")["io.airbyte.version"]
     newest_changelog_version = changelog_rows()[0][0]
-    assert image_tag == "0.1.0"
+    assert image_tag == VERSION
     assert setup_version == image_tag
     assert label_version == image_tag
     assert newest_changelog_version == image_tag
@@ -215,7 +218,9 @@ def test_version_is_the_same_everywhere() -> None:
 def test_changelog_rows_are_well_formed_and_newest_first() -> None:
     rows = changelog_rows()
     assert rows, "the changelog table has no rows"
-    assert rows[0] == ["0.1.0", "2026-11-25", "", "Initial release"]
+    assert [row[0] for row in rows] == [VERSION, "0.1.0"]
+    assert rows[0][1:3] == ["2026-11-25", ""] and rows[0][3]
+    assert rows[-1] == ["0.1.0", "2026-11-25", "", "Initial release"]
     versions = [tuple(int(part) for part in row[0].split(".")) for row in rows]
     assert versions == sorted(versions, reverse=True)
     assert len(set(versions)) == len(versions)
@@ -236,7 +241,7 @@ def test_dockerfile_labels() -> None:
     labels = dockerfile_key_values("LABEL")
     assert labels["io.airbyte.name"] == load_metadata()["data"]["dockerRepository"]
     assert labels["io.airbyte.name"] == "airbyte/source-ultravox-usage"
-    assert labels["io.airbyte.version"] == "0.1.0"
+    assert labels["io.airbyte.version"] == VERSION
 
 
 def test_dockerfile_entrypoint_is_the_setup_console_script() -> None:
@@ -302,6 +307,35 @@ def test_hadolint_has_no_findings() -> None:
 # --------------------------------------------------------------------------- installed package
 
 
+def package_data_files(package: Path) -> list[str]:
+    """The package's files that are not Python modules (what package_data must carry)."""
+    return sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    )
+
+
+def test_package_data_is_only_the_manifest() -> None:
+    """The schemas live in manifest.yaml's `schemas:`, not in files: the manifest is the one data
+    file the package needs, and the one setup.py ships."""
+    assert setup_kwargs()["package_data"] == {"source_ultravox_usage": ["manifest.yaml"]}
+    assert package_data_files(PACKAGE_DIR) == ["manifest.yaml"]
+    assert not (PACKAGE_DIR / "schemas").exists()
+
+
+def test_every_stream_loads_its_schema_from_the_manifest() -> None:
+    manifest = yaml.safe_load(MANIFEST_PATH.read_text(encoding="utf-8"))
+    assert sorted(manifest["schemas"]) == sorted(STREAMS)
+    loaders = {stream["name"]: stream["schema_loader"] for stream in manifest["streams"]}
+    assert loaders == {
+        name: {"type": "InlineSchemaLoader", "schema": {"$ref": f"#/schemas/{name}"}} for name in STREAMS
+    }
+    for name in STREAMS:
+        assert manifest["schemas"][name]["type"] == "object"
+        assert manifest["schemas"][name]["properties"], name
+
+
 def test_console_script_resolves_in_the_installed_package() -> None:
     """Needs the package installed (pip install -e .) and source_ultravox_usage.run importable."""
     matches = [
@@ -314,8 +348,8 @@ def test_console_script_resolves_in_the_installed_package() -> None:
 
 def test_the_image_install_runs_its_entrypoint(tmp_path: Path) -> None:
     """What the image does, without Docker: install a regular (not editable) package from only
-    the files the Dockerfile copies, then run the ENTRYPOINT it names. This catches a manifest or
-    schema left out of the package data, which an editable install hides."""
+    the files the Dockerfile copies, then run the ENTRYPOINT it names. This catches the manifest
+    (which holds the schemas) left out of the package data, which an editable install hides."""
     build = tmp_path / "build"
     build.mkdir()
     for keyword, args in dockerfile_instructions():
@@ -357,6 +391,10 @@ def test_the_image_install_runs_its_entrypoint(tmp_path: Path) -> None:
     streams = messages["CATALOG"][0]["catalog"]["streams"]
     assert sorted(stream["name"] for stream in streams) == ["allTime", "daily", "hourly"]
     assert all(stream["json_schema"]["properties"] for stream in streams)
+    # Each stream's schema is the manifest's, loaded from the installed manifest.yaml.
+    for stream in streams:
+        assert stream["json_schema"] == load_schema(stream["name"]), stream["name"]
+    assert package_data_files(target / "source_ultravox_usage") == ["manifest.yaml"]
     # The module that ran is the one just installed, not the working tree's.
     assert (
         str(target)

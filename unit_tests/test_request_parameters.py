@@ -108,7 +108,8 @@ def test_empty_lists_send_no_parameter(api, overrides):
     assert query(only_request(api, **overrides)) == DATES
 
 
-def test_window_requests_carry_the_same_filters(api):
+@pytest.mark.parametrize("streams", [["daily"], ["hourly"], ["daily", "hourly"]], ids="+".join)
+def test_window_requests_carry_the_same_filters(api, streams):
     api.register(json=usage_body())
     config = make_config(
         voice_id=VOICE,
@@ -117,13 +118,14 @@ def test_window_requests_carry_the_same_filters(api):
         window_days=2,
         end_date="2025-03-04",
     )
-    output = run_read(config, streams=["daily", "hourly"])
+    output = run_read(config, streams=streams)
     assert errors(output) == []
     filters = {"voiceId": [VOICE], "durationMin": ["30s"], "metadata.k": ["v"]}
     queries = sorted((query(r) for r in api.requests), key=lambda q: q["fromDate"])
+    # Each window once per selected stream (daily and hourly send their own), all with the filters.
     assert queries == [
-        {"fromDate": ["2025-03-01"], "toDate": ["2025-03-02"], **filters},
-        {"fromDate": ["2025-03-03"], "toDate": ["2025-03-04"], **filters},
+        *[{"fromDate": ["2025-03-01"], "toDate": ["2025-03-02"], **filters}] * len(streams),
+        *[{"fromDate": ["2025-03-03"], "toDate": ["2025-03-04"], **filters}] * len(streams),
     ]
 
 

@@ -1,4 +1,5 @@
-"""Windows (whole UTC days, no overlap, no gap, shared by daily and hourly) and each stream's records."""
+"""Windows (whole UTC days, no overlap, no gap, the same for daily and hourly, each reading them with
+its own requests) and each stream's records."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from unit_tests.conftest import (
 )
 
 # A window covers at most window_days days: the last one is the shorter remainder (a one-day
-# remainder was once merged into the previous window, breaking sharing and the window size).
+# remainder was once merged into the previous window, breaking the window size).
 # (start, end, window_days); N = days in the range.
 RANGES = [
     pytest.param("2025-03-01", "2025-03-01", 30, id="one-day"),
@@ -51,15 +52,16 @@ def test_expected_windows_helper():
 
 
 @pytest.mark.parametrize(("start", "end", "width"), RANGES)
-def test_daily_and_hourly_share_one_request_per_window(api, start, end, width):
+def test_daily_and_hourly_each_request_every_window(api, start, end, width):
     api.register(json=usage_body())
     output = run_read(make_config(start_date=start, end_date=end, window_days=width))
     assert errors(output) == []
     expected = windows(start, end, width)
     assert len(expected) == math.ceil(n_days(start, end) / width)
-    # allTime's single request over the whole range, plus one request per window.
-    assert api.date_ranges() == sorted([(start, end), *expected])
-    assert api.call_count == len(expected) + 1
+    # allTime's single request over the whole range, plus one request per window for daily and
+    # one for hourly: the same windows, each stream sending its own.
+    assert api.date_ranges() == sorted([(start, end), *expected, *expected])
+    assert api.call_count == 2 * math.ceil(n_days(start, end) / width) + 1
 
 
 @pytest.mark.parametrize(("start", "end", "width"), RANGES)
@@ -80,7 +82,9 @@ def test_full_refresh_reads_the_same_windows(api, incremental):
     assert errors(output) == []
     assert api.date_ranges() == [
         ("2025-03-01", "2025-03-03"),
+        ("2025-03-01", "2025-03-03"),
         ("2025-03-01", "2025-03-06"),
+        ("2025-03-04", "2025-03-06"),
         ("2025-03-04", "2025-03-06"),
     ]
 
@@ -101,8 +105,14 @@ def test_end_date_defaults_to_today_utc(api):
     output = run_read(make_config(start_date=start, end_date=None, window_days=4))
     assert errors(output) == []
     assert records(output, "allTime")[0]["toDate"] == today.isoformat()
-    # 6 days: one window of 4, then today's window of 2 (today's partial figures are read).
-    assert api.date_ranges() == sorted([(start, today.isoformat()), *windows(start, today.isoformat(), 4)])
+    # 6 days: one window of 4, then today's window of 2 (today's partial figures are read), each
+    # read by daily and by hourly.
+    expected = windows(start, today.isoformat(), 4)
+    assert expected == [
+        (start, (today - timedelta(days=2)).isoformat()),
+        ((today - timedelta(days=1)).isoformat(), today.isoformat()),
+    ]
+    assert api.date_ranges() == sorted([(start, today.isoformat()), *expected, *expected])
 
 
 def test_default_start_date_and_window(api):
@@ -112,8 +122,11 @@ def test_default_start_date_and_window(api):
     assert errors(output) == []
     assert api.date_ranges() == [
         ("2024-01-01", "2024-01-30"),
+        ("2024-01-01", "2024-01-30"),
         ("2024-01-01", "2024-03-30"),
         ("2024-01-31", "2024-02-29"),
+        ("2024-01-31", "2024-02-29"),
+        ("2024-03-01", "2024-03-30"),
         ("2024-03-01", "2024-03-30"),
     ]
 
