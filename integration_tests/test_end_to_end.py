@@ -183,12 +183,14 @@ def test_full_refresh_equals_ground_truth(
         assert set(truth_days) < set(every_day(day(start), end)), "no empty day in range"
     assert any(c.created <= box.now < c.ended for c in box.calls), "no call in progress"
 
-    # One request per window (shared by daily and hourly) plus one for allTime.
+    # One request per window for each of daily and hourly (the same windows), plus one for allTime.
     window = window_days or DEFAULT_WINDOW_DAYS
     windows = expected_windows(start, end, window)
     assert len(windows) == math.ceil(n_days / window)
-    assert box.request_count == math.ceil(n_days / window) + 1
-    assert sorted(logged_ranges(box)) == sorted([*windows, (day(start).isoformat(), end.isoformat())])
+    assert box.request_count == 2 * math.ceil(n_days / window) + 1
+    assert sorted(logged_ranges(box)) == sorted(
+        [*windows, *windows, (day(start).isoformat(), end.isoformat())]
+    )
 
 
 @pytest.mark.parametrize(
@@ -199,7 +201,7 @@ def test_full_refresh_equals_ground_truth(
         pytest.param("2025-03-01", "2025-03-04", 1, id="4-days-w1"),
     ],
 )
-def test_full_sync_makes_one_request_per_window_plus_one(
+def test_full_sync_makes_one_request_per_window_and_stream_plus_one(
     sandbox: Sandbox, start: str, end: str, window_days: int
 ) -> None:
     config = config_for(sandbox, start, end, window_days=window_days)
@@ -210,8 +212,9 @@ def test_full_sync_makes_one_request_per_window_plus_one(
     assert_equals_truth(result, sandbox.ground_truth(dates(start, end)), config)
     n_days = (day(end) - day(start)).days + 1
     windows = expected_windows(start, end, window_days)
-    assert sorted(logged_ranges(sandbox)) == sorted([*windows, (start, end)])
-    assert sandbox.request_count == math.ceil(n_days / window_days) + 1
+    # daily and hourly each send every window; allTime sends the whole range once.
+    assert sorted(logged_ranges(sandbox)) == sorted([*windows, *windows, (start, end)])
+    assert sandbox.request_count == 2 * math.ceil(n_days / window_days) + 1
 
 
 # -- filters ---------------------------------------------------------------------------------
@@ -294,9 +297,10 @@ def test_filters_change_records_as_ground_truth_says(
     assert 0 < truth["allTime"]["totalCount"] < unfiltered["allTime"]["totalCount"]
     assert truth["daily"] != unfiltered["daily"]
     assert_equals_truth(result, truth, config)
-    # Every request carried exactly these filter parameters besides its dates.
+    # Every request (each window of daily and of hourly, and allTime's) carried exactly these
+    # filter parameters besides its dates.
     n_days = (day(FILTER_END) - day(FILTER_START)).days + 1
-    assert box.request_count == math.ceil(n_days / DEFAULT_WINDOW_DAYS) + 1
+    assert box.request_count == 2 * math.ceil(n_days / DEFAULT_WINDOW_DAYS) + 1
     for logged in box.requests:
         assert {k: v for k, v in logged.query.items() if k not in ("fromDate", "toDate")} == params
 
@@ -375,7 +379,7 @@ def test_incremental_union_equals_ground_truth(
     for stream in ("daily", "hourly"):
         assert_checkpoints_never_ahead(first, stream, truth1[stream])
     n_days = (first_now.date() - day(start)).days + 1
-    assert box.request_count == math.ceil(n_days / window) + 1
+    assert box.request_count == 2 * math.ceil(n_days / window) + 1
     state = first.last_state()
     cursors = cursors_of(first)
     assert cursors["daily"] == {"date": truth1["daily"][-1]["date"]}
@@ -390,16 +394,19 @@ def test_incremental_union_equals_ground_truth(
     second = run_cli("read", config2, catalog, state)
     assert_ok(second)
 
+    # Both cursors end on the same day, so daily and hourly each resume at that day - lookback
+    # and send the same windows.
+    assert cursors["hourly"]["hourStart"][:10] == cursor_day.isoformat()
     resume = max(cursor_day - timedelta(days=lookback), day(start))
     windows = expected_windows(resume, second_now.date(), window)
     ranges = logged_ranges(box)
     all_time_range = (day(start).isoformat(), second_now.date().isoformat())
-    assert sorted(ranges) == sorted([*windows, all_time_range])
+    assert sorted(ranges) == sorted([*windows, *windows, all_time_range])
     window_ranges = sorted(ranges)
     window_ranges.remove(all_time_range)
     assert window_ranges[0][0] == resume.isoformat()  # the first window starts at cursor - lookback
     if window >= lookback + (second_now.date() - cursor_day).days + 1:
-        assert box.request_count == 2  # a scheduled sync: one window plus allTime
+        assert box.request_count == 3  # a scheduled sync: one window per stream plus allTime
     # The second sync re-reads from cursor - lookback, with the figures at the new clock.
     reread = box.ground_truth(dates(resume, second_now))
     assert_stream_equals(second, "daily", reread["daily"])
@@ -449,6 +456,9 @@ def test_check(sandbox: Sandbox, good_key: bool) -> None:
     status = result.connection_status
     assert status is not None, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.returncode == 0
+    # check reads one window of daily, its first: start_date and the next window_days - 1 days.
+    first_window = ("2025-02-01", "2025-03-02")
+    assert [(r.query["fromDate"][0], r.query["toDate"][0]) for r in sandbox.requests] == [first_window]
     if good_key:
         assert status["status"] == "SUCCEEDED", status
         assert [r.status for r in sandbox.requests] == [200]
@@ -460,8 +470,11 @@ def test_check(sandbox: Sandbox, good_key: bool) -> None:
         assert BAD_KEY not in result.stdout + result.stderr
 
 
-def test_read_with_bad_key_is_a_config_error(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("num_workers", [None, 1], ids=["default-workers", "one-worker"])
+def test_read_with_bad_key_is_a_config_error(sandbox: Sandbox, num_workers: int | None) -> None:
     config = {**config_for(sandbox, "2025-02-01", "2025-03-04"), "api_key": BAD_KEY}
+    if num_workers is not None:
+        config["num_workers"] = num_workers
 
     result = run_cli("read", config, configured_catalog())
 
@@ -474,6 +487,12 @@ def test_read_with_bad_key_is_a_config_error(sandbox: Sandbox) -> None:
     assert sandbox.request_count >= 1
     assert {r.status for r in sandbox.requests} == {401}
     assert BAD_KEY not in result.stdout + result.stderr
+    if num_workers == 1:
+        # One request at a time: each stream sends the rejected key once, then no more (its
+        # later window fails without a request).
+        ranges = sorted((r.query["fromDate"][0], r.query["toDate"][0]) for r in sandbox.requests)
+        first_window = ("2025-02-01", "2025-03-02")
+        assert ranges == sorted([("2025-02-01", "2025-03-04"), first_window, first_window])
 
 
 @pytest.mark.parametrize(
@@ -497,8 +516,10 @@ def test_faults_end_in_a_complete_sync(
     statuses = [r.status for r in sandbox.requests]
     assert statuses.count(failing_status) == failures
     assert set(statuses) == {200, failing_status}
-    # Each window (and allTime) was answered once; no window was skipped or fetched twice.
+    # Each window was answered once per windowed stream, and allTime once; no window was skipped
+    # or fetched again.
     answered = sorted(
         (r.query["fromDate"][0], r.query["toDate"][0]) for r in sandbox.requests if r.status == 200
     )
-    assert answered == sorted([*expected_windows(start, end, DEFAULT_WINDOW_DAYS), (start, end)])
+    windows = expected_windows(start, end, DEFAULT_WINDOW_DAYS)
+    assert answered == sorted([*windows, *windows, (start, end)])

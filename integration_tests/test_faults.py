@@ -26,9 +26,19 @@ from ultravox_sandbox import Faults, Sandbox
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
 
 START, END = "2025-02-01", "2025-03-04"  # 5 windows of 7 days; END is the sandbox's today
+WINDOWS = [
+    ("2025-02-01", "2025-02-07"),
+    ("2025-02-08", "2025-02-14"),
+    ("2025-02-15", "2025-02-21"),
+    ("2025-02-22", "2025-02-28"),
+    ("2025-03-01", "2025-03-04"),
+]
 USAGE_PATH = "/accounts/me/usage/calls"
 API_FIELDS = ("totalCount", "errorCount", "joinedCount", "duration", "billedMinutes")
 CLI_TIMEOUT = 90  # a hang fails the test (subprocess.TimeoutExpired) instead of blocking CI
+# Obviously fake, not the sandbox's, and long enough (16+ characters) to reach the API.
+BAD_KEY = "not-the-sandbox-key-0000"
+AIRBYTE_MESSAGE_TYPES = {"RECORD", "STATE", "LOG", "TRACE", "SPEC", "CONNECTION_STATUS", "CATALOG", "CONTROL"}
 
 
 def config_for(box: Sandbox, **overrides: Any) -> dict[str, Any]:
@@ -219,8 +229,11 @@ def test_a_body_that_is_not_usage_is_a_system_error_naming_the_endpoint(box: San
     result = sync(box, faults)
     assert_typed_failure(result, "system_error", USAGE_PATH, "allTime, daily and hourly")
     assert result.records() == []
-    # Never an empty "successful" sync, never a retry of a body that will not change.
-    assert box.request_count == 6  # allTime + 5 windows shared by daily and hourly
+    # Never an empty "successful" sync, never a retry of a body that will not change: allTime's
+    # one request and each of the 5 windows once for daily and once for hourly.
+    assert box.request_count == 11
+    ranges = sorted((r.query["fromDate"][0], r.query["toDate"][0]) for r in box.requests)
+    assert ranges == sorted([*WINDOWS, *WINDOWS, (START, END)])
 
 
 def test_a_very_large_response_is_read_completely(box: Sandbox) -> None:
@@ -295,21 +308,44 @@ def test_a_broken_middle_window_stops_the_state_before_it(workers: int) -> None:
         assert_complete(merged, box, streams=["daily", "hourly"])
 
 
-def test_log_lines_of_typed_errors_carry_no_raw_traceback(box: Sandbox) -> None:
-    """A transient or config error reaches the user as an ERROR trace with an actionable message.
-    The trace's own stack_trace field holds the stack (the Airbyte protocol's place for it); LOG
-    lines must not read like a crash."""
+def test_typed_errors_are_traces_with_their_stack_and_nothing_reaches_stderr(box: Sandbox) -> None:
+    """A transient or config error reaches the user as an ERROR trace with an actionable message;
+    its stack is in the trace's stack_trace field (the Airbyte protocol's place for it). The CDK
+    also logs the stack, inside JSON LOG messages: stdout stays Airbyte messages only, stderr stays
+    empty, and the key is in none of it."""
     transient = sync(box, Faults(rate_limit_first=1, retry_after="3600"), streams=["allTime"])
     box.faults = Faults()
-    config = run_cli("read", config_for(box, api_key="not-the-sandbox-key"), configured_catalog(["allTime"]))
+    config = run_cli(
+        "read",
+        config_for(box, api_key=BAD_KEY),
+        configured_catalog(["allTime"]),
+        timeout=CLI_TIMEOUT,
+    )
     assert_clean_output(config)
-    assert_typed_failure(config, "config_error", "rejected the API key", "api_key")
-    for result in (transient, config):
-        assert all(e.get("stack_trace") for e in stream_errors(result))
-        with_traceback = [
-            line["message"][:300] for line in log_lines(result) if "Traceback" in line["message"]
-        ]
-        assert with_traceback == []
+    expected = {
+        "transient_error": (
+            "Ultravox asked the connector to wait 3600 s before retrying, longer than its limit of "
+            "600 s. The sync will pick up from its last state on the next run."
+        ),
+        "config_error": (
+            "Ultravox rejected the API key (Invalid API key.). Check that api_key is a current API "
+            "key of your Ultravox account."
+        ),
+    }
+    for result, failure_type, key in (
+        (transient, "transient_error", box.api_key),
+        (config, "config_error", BAD_KEY),
+    ):
+        (error,) = assert_typed_failure(result, failure_type)
+        assert error["stream_descriptor"] == {"name": "allTime"}
+        assert error["message"] == expected[failure_type]
+        stack = error["stack_trace"]
+        assert stack.startswith("Traceback (most recent call last):\n"), stack[:300]
+        assert stack.rstrip().endswith(f"AirbyteTracedException: {expected[failure_type]}"), stack[-500:]
+        assert result.stderr == ""
+        assert all(m["type"] in AIRBYTE_MESSAGE_TYPES for m in result.messages), result.stdout[-2000:]
+        assert key not in result.stdout
+    assert [r.status for r in box.requests] == [429, 401]
 
 
 # --------------------------------------------------------------------------- read timeout, in-process

@@ -86,7 +86,7 @@ def read_and_kill(
         args = [executable(), "read"]
         for flag, content in (
             ("--config", config),
-            ("--catalog", configured_catalog(STREAMS)),
+            ("--catalog", configured_catalog(streams)),
             ("--state", state),
         ):
             if content is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -270,17 +271,45 @@ def test_plain_http_api_urls_are_refused_with_no_request_sent(
     args = [command, "--config", str(config_path)]
     if command == "read":
         args += ["--catalog", str(catalog_path)]
-    with mock.patch.object(requests.adapters.HTTPAdapter, "send", send), pytest.raises(SystemExit) as exit_:
-        cli_run(args)
-        raise SystemExit(0)
-    captured = capsys.readouterr()
-    assert CANARY not in captured.out + captured.err
+    code, out, err = run_in_process(args, send, capsys)
+    assert CANARY not in out + err
+    assert err == ""
     assert adapter.request_history == []
-    messages = [json.loads(line) for line in captured.out.splitlines()]
+    messages = [json.loads(line) for line in out.splitlines()]
+    refused = (
+        f"api_url {api_url!r} uses plain http; https is required except for loopback hosts "
+        "(localhost, 127.0.0.1, ::1), so the API key never crosses a network unencrypted."
+    )
     if command == "check":
+        assert code == 0
         (status,) = [m["connectionStatus"] for m in messages if m["type"] == "CONNECTION_STATUS"]
-        assert status["status"] == "FAILED" and "api_url" in status["message"]
+        assert status["status"] == "FAILED"
+        # The CDK wraps the error of building the streams, and may quote it.
+        wrapped = f"Encountered an error while discovering streams. Error: {refused}"
+        assert status["message"] in (wrapped, f'"{wrapped}"'), status["message"]
     else:
-        assert exit_.value.code == 1
+        assert code == 1
         (error,) = [m["trace"]["error"] for m in messages if m["type"] == "TRACE"]
-        assert error["failure_type"] == "config_error" and "api_url" in error["message"]
+        assert error["failure_type"] == "config_error" and error["message"] == refused
+
+
+def run_in_process(args: list[str], send: Any, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The console script's function with `send` in place of the network: exit code, stdout, stderr.
+
+    Like the CDK's launch(), run() lets an uncaught exception (a config error in read) propagate;
+    in a process the excepthook that launch() installs turns it into a TRACE message and exit code
+    1, so it is handed to that hook here too."""
+    code = 0
+    hook = sys.excepthook
+    try:
+        with mock.patch.object(requests.adapters.HTTPAdapter, "send", send):
+            cli_run(args)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except Exception as error:  # noqa: BLE001 (a process would hand it to the excepthook launch() set)
+        code = 1
+        sys.excepthook(type(error), error, error.__traceback__)
+    finally:
+        sys.excepthook = hook
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -2,9 +2,10 @@
 
 `TestStandardSuite` is `airbyte_cdk.test.standard_tests.SourceTestSuiteBase` (not the
 `DeclarativeSourceTestSuite` variant: that one builds a bare `ConcurrentDeclarativeSource` from a
-`manifest.yaml` at the connector root, so it would skip what `SourceUltravoxUsage` adds to the
-manifest: config defaults and checks, end_date, response sharing, state checks). Its tests run
-for the configs of `acceptance-test-config.yml`, each only for the sections that list it:
+`manifest.yaml` and `components.py` at the connector root, and this package keeps both in
+`source_ultravox_usage/`; test_manifest_only.py runs them as a manifest-only connector). It runs
+`SourceUltravoxUsage`, as the console script builds it. Its tests run for the configs of
+`acceptance-test-config.yml`, each only for the sections that list it:
 
 - spec lint of the SPEC message (`test_spec`), the config against the spec
   (`test_config_matches_spec`);
@@ -139,8 +140,8 @@ class TestStandardSuite(SourceTestSuiteBase):
     def create_connector(cls, scenario: ConnectorTestScenario | None) -> SourceUltravoxUsage:
         """The source as the console script builds it, with the scenario's (sandbox) config.
 
-        The catalog of a read reaches the source through `--catalog` only; built without one, the
-        source shares responses between daily and hourly, as it does when a catalog selects both.
+        The suite hands a read's catalog to the `read` command only, so the source is built without
+        one, as the console script builds it for `check` and `discover`.
         """
         if scenario is None:  # spec
             return SourceUltravoxUsage()

@@ -12,7 +12,9 @@ the sandbox's today) it runs, as subprocesses of this one:
   incremental), and the connector's own defaults unless --window-days / --num-workers are given;
 - a minimal client (this script with --minimal-client) that sends exactly the requests the
   connector sent, taken from the sandbox's log, one after another with plain `requests`, and prints
-  an Airbyte RECORD line for every allTime, daily and hourly element: the floor without the CDK.
+  the same Airbyte RECORD lines: the floor without the CDK. Like the connector, it asks for each
+  window twice, once for daily (printing its daily elements) and once for hourly (its hourly
+  elements), and for the whole range once, for allTime.
 
 Measured per run: requests sent (the sandbox log, cleared between runs), wall time (launch to exit),
 records, records per second, and peak RSS of the child (ru_maxrss from `os.wait4`, in a tiny
@@ -34,7 +36,8 @@ from pathlib import Path
 
 
 def minimal_client(plan_path: str) -> None:
-    """The floor: the connector's requests, in order, with plain requests; one RECORD per element.
+    """The floor: the connector's requests, in order, with plain requests; one RECORD per element
+    of the stream each request is for (allTime, daily or hourly), as the connector prints them.
 
     It adds the same derived fields as the connector (durationSeconds, hourStart, allTime's range)
     so both print the same records. Kept to what such a client needs: nothing else is imported."""
@@ -54,14 +57,16 @@ def minimal_client(plan_path: str) -> None:
         response = session.get(plan["base"] + request["path"], params=request["params"], headers=headers)
         response.raise_for_status()
         body = response.json()
-        if request["emit"] == "allTime":
+        stream = request["stream"]
+        if stream == "allTime":
             emit("allTime", {**body["allTime"], "fromDate": plan["start_date"], "toDate": plan["end_date"]})
-            continue
-        for day in body["daily"]:
-            emit("daily", day)
-        for hour in body["hourly"]:
-            hour["hourStart"] = f"{hour['date']}T{hour['hour']:02d}:00:00Z"
-            emit("hourly", hour)
+        elif stream == "daily":
+            for day in body["daily"]:
+                emit("daily", day)
+        else:
+            for hour in body["hourly"]:
+                hour["hourStart"] = f"{hour['date']}T{hour['hour']:02d}:00:00Z"
+                emit("hourly", hour)
     out.flush()
 
 
@@ -245,20 +250,28 @@ def run_connector(sandbox: Sandbox, days: int, config: dict, workdir: Path, tag:
 
 
 def minimal_plan(sandbox: Sandbox, config: dict, logged: list) -> dict:
-    """The connector's requests for the minimal client. The one request of the whole range that
-    allTime sent answers allTime; every other (the windows) answers daily and hourly. When one
-    window covers the whole range both requests are alike, and either may play either part."""
-    requests, all_time_taken = [], False
+    """The connector's requests for the minimal client, each with the stream it is for. The sandbox
+    log does not say which stream sent a request, but daily and hourly ask for the same windows and
+    allTime for the whole range: of the copies of one request, the first plays allTime if it is the
+    whole range (once), then one plays daily and one hourly. When one window covers the whole range
+    the three requests are alike, and any may play any part. A request beyond these parts (the
+    connector sent a window more often than once per stream) fails the benchmark."""
+    whole_range = {"fromDate": [config["start_date"]], "toDate": [config["end_date"]]}
+    all_time_left = 1
+    parts: dict[tuple, list[str]] = {}
+    requests = []
     for entry in logged:
-        whole = entry.query.get("fromDate") == [config["start_date"]] and entry.query.get("toDate") == [
-            config["end_date"]
-        ]
-        is_all_time = whole and not all_time_taken
-        all_time_taken = all_time_taken or is_all_time
+        key = (entry.path, tuple(sorted((k, tuple(v)) for k, v in entry.query.items())))
+        whole = all(entry.query.get(name) == value for name, value in whole_range.items())
+        left = parts.setdefault(key, ["daily", "hourly"])
+        if whole and all_time_left:
+            stream, all_time_left = "allTime", 0
+        elif left:
+            stream = left.pop(0)
+        else:
+            raise BenchmarkError(f"the connector sent {entry!r} more than once per stream")
         params = [[name, value] for name, values in entry.query.items() for value in values]
-        requests.append(
-            {"path": entry.path, "params": params, "emit": "allTime" if is_all_time else "windows"}
-        )
+        requests.append({"path": entry.path, "params": params, "stream": stream})
     return {
         "base": sandbox.origin,
         "api_key": sandbox.api_key,
@@ -517,11 +530,12 @@ def report(
         failed = failed or ok is False
         print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
 
-    expected = {days: math.ceil(days / window_days) + 1 for days in days_list}
+    # Each window once for daily and once for hourly, and the whole range once for allTime.
+    expected = {days: 2 * math.ceil(days / window_days) + 1 for days in days_list}
     sent = {days: results[(days, "connector")].request_counts for days in days_list}
     verdict(
         all(count == expected[days] for days in days_list for count in sent[days]),
-        "requests = ceil(N / window_days) + 1 in every connector run ("
+        "requests = 2 * ceil(N / window_days) + 1 in every connector run ("
         + ", ".join(
             f"{days} days: expected {expected[days]}, sent {'/'.join(map(str, sorted(set(sent[days]))))}"
             for days in days_list
