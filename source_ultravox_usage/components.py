@@ -567,13 +567,14 @@ class RetryAfterOrExponentialBackoff(BackoffStrategy):
         if wait is None:
             wait = self.base_seconds * 2 ** max(attempt_count - 1, 0)
         if wait > self.max_wait_seconds:
+            message = (
+                f"Ultravox asked the connector to wait {wait:.0f} s before retrying, longer than "
+                f"its limit of {self.max_wait_seconds:.0f} s. The sync will pick up from its last "
+                "state on the next run."
+            )
+            # internal_message too: the CDK's closing summary of failed streams quotes only that one.
             raise AirbyteTracedException(
-                message=(
-                    f"Ultravox asked the connector to wait {wait:.0f} s before retrying, longer than "
-                    f"its limit of {self.max_wait_seconds:.0f} s. The sync will pick up from its last "
-                    "state on the next run."
-                ),
-                failure_type=FailureType.transient_error,
+                message=message, internal_message=message, failure_type=FailureType.transient_error
             )
         wait = max(wait, self.min_seconds)
         if wait >= 5:
