@@ -34,6 +34,9 @@ from airbyte_cdk.sources.declarative.models.declarative_component_schema import 
 from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
+from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
+    ConfigTransformation,
+)
 from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
@@ -68,21 +71,36 @@ def system_error(message: str) -> AirbyteTracedException:
 # --------------------------------------------------------------------------- config
 
 
+# Stands in for an api_key that cannot be one; ApiKeyIsOneToken refuses it naming the field.
+UNUSABLE_KEY = "unusable-api-key-set-aside"
+
+
+@dataclass
+class SetAsideUnusableKey(ConfigTransformation):
+    """Replaces an api_key that is not a string of 16 or more characters with UNUSABLE_KEY before
+    anything reads the config. The CDK masks the key as a secret before it validates the config:
+    a short key ("1") masked inside every timestamp breaks the JSON lines on stdout, and a key
+    that is not a string is quoted escaped in the schema's error, past the masking."""
+
+    def transform(self, config: MutableMapping[str, Any]) -> None:
+        key = config.get("api_key")
+        if key is not None and not (isinstance(key, str) and len(key) >= 16):
+            config["api_key"] = UNUSABLE_KEY
+
+
 @dataclass
 class ApiKeyIsOneToken(ValidationStrategy):
-    """api_key is one token of 16 or more characters, checked without ever quoting it: the CDK's
-    schema messages quote the value, escaped where it holds a tab or line break, so past the
-    masking of secrets. Real keys are 41 characters; a very short one would be masked wherever it
-    appears in the output, and whitespace is a paste slip that requests would quote in an error."""
+    """api_key is one token of 16 or more characters (real keys are 41), refused without ever
+    quoting it: whitespace is a paste slip that requests would quote in an error."""
 
     def validate(self, value: Any) -> None:
-        if isinstance(value, str) and any(char.isspace() for char in value):
-            raise config_error("api_key contains a space or a line break; paste the key alone.")
-        if isinstance(value, str) and len(value) < 16:
+        if value == UNUSABLE_KEY:
             raise config_error(
                 "api_key is not valid: it must be your Ultravox API key, a string of at least 16 "
                 "characters without spaces."
             )
+        if isinstance(value, str) and any(char.isspace() for char in value):
+            raise config_error("api_key contains a space or a line break; paste the key alone.")
 
 
 @dataclass

@@ -8,6 +8,7 @@ retries) runs as it does against the real API."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 import types
@@ -167,6 +168,14 @@ def api():
 
     with mock.patch.object(requests.adapters.HTTPAdapter, "send", send):
         yield FakeUsageApi(adapter)
+
+
+@pytest.fixture(autouse=True)
+def airbyte_logger_at_info():
+    """The CDK's test `discover()` passes --debug, which leaves the "airbyte" logger at DEBUG for the
+    rest of the process: later in-process runs would print DEBUG lines that are not Airbyte messages."""
+    yield
+    logging.getLogger("airbyte").setLevel(logging.INFO)
 
 
 @pytest.fixture
