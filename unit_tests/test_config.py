@@ -1,9 +1,11 @@
-"""Config mistakes fail check, discover and read with a config error naming the field, before any
-request; good configs (loopback http, defaults) pass."""
+"""Config mistakes fail check, discover and read with a config error before any request: the
+connector's own checks name the field; a violation of the spec's JSON schema is refused by the CDK in
+its words ("Config validation error: ..."). Good configs (loopback http, defaults) pass."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 
@@ -14,6 +16,8 @@ from unit_tests.conftest import (
     errors,
     make_config,
     of_type,
+    query,
+    records,
     run_check,
     run_discover,
     run_read,
@@ -23,51 +27,95 @@ from unit_tests.conftest import (
 
 TOMORROW = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
 
-# (overrides, field named in the message, another fragment of the message)
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class Names(NamedTuple):
+    """A semantic check of the connector: its message names the field, and says what is wrong."""
+
+    field: str
+    fragment: str
+
+    def assert_explains(self, message: str) -> None:
+        assert self.field in message, message
+        assert self.fragment in message, message
+
+
+class Says(NamedTuple):
+    """A violation of the spec's JSON schema, refused by the CDK before any of the connector's code
+    runs, in the CDK's words: they name the value and the rule, not the field."""
+
+    message: str
+
+    def assert_explains(self, message: str) -> None:
+        assert message == self.message
+
+
 BAD_CONFIGS = [
     pytest.param(
         {"start_date": "2025-03-05", "end_date": "2025-03-01"},
-        "end_date",
-        "before start_date",
+        Names("end_date", "before start_date"),
         id="end<start",
     ),
     pytest.param(
-        {"start_date": TOMORROW, "end_date": None}, "start_date", "in the future", id="start-future"
+        {"start_date": TOMORROW, "end_date": None}, Names("start_date", "in the future"), id="start-future"
     ),
     pytest.param(
-        {"start_date": "2030-01-01", "end_date": "2030-01-31"}, "start_date", "future", id="start-2030"
+        {"start_date": "2030-01-01", "end_date": "2030-01-31"}, Names("start_date", "future"), id="start-2030"
     ),
-    pytest.param({"duration_min": 60, "duration_max": 30}, "duration_min", "duration_max", id="min>max"),
+    pytest.param(
+        {"duration_min": 60, "duration_max": 30}, Names("duration_min", "duration_max"), id="min>max"
+    ),
     pytest.param(
         {"time_of_day_start": "17:00:00", "time_of_day_end": "09:00:00"},
-        "time_of_day_end",
-        "time_of_day_start",
+        Names("time_of_day_end", "time_of_day_start"),
         id="tod-end<start",
     ),
-    pytest.param({"voice_id": "1234"}, "voice_id", "1234", id="voice-not-uuid"),
+    pytest.param(
+        {"voice_id": "1234"},
+        Says(f"Config validation error: '1234' does not match '{UUID_PATTERN}'"),
+        id="voice-not-uuid",
+    ),
     pytest.param(
         {"voice_id": "9b2c6a1e77d44c1fa3de0123456789ab"},
-        "voice_id",
-        "9b2c6a1e",
+        Says(f"Config validation error: '9b2c6a1e77d44c1fa3de0123456789ab' does not match '{UUID_PATTERN}'"),
         id="voice-uuid-without-dashes",
     ),
     pytest.param(
-        {"agent_ids": ["2f1b1e6c-1c3a-4d5e-9f00-1234567890ab", "x"]}, "agent_ids", "x", id="agent-not-uuid"
+        {"agent_ids": ["2f1b1e6c-1c3a-4d5e-9f00-1234567890ab", "x"]},
+        Says(f"Config validation error: 'x' does not match '{UUID_PATTERN}'"),
+        id="agent-not-uuid",
     ),
-    pytest.param({"api_url": "http://api.ultravox.ai/api"}, "api_url", "https", id="http-remote"),
-    pytest.param({"api_url": "http://10.0.0.5:8000/api"}, "api_url", "https", id="http-private-ip"),
+    pytest.param({"api_url": "http://api.ultravox.ai/api"}, Names("api_url", "https"), id="http-remote"),
+    pytest.param({"api_url": "http://10.0.0.5:8000/api"}, Names("api_url", "https"), id="http-private-ip"),
     pytest.param(
-        {"api_url": "http://localhost.evil.example/api"}, "api_url", "https", id="http-localhost-lookalike"
+        {"api_url": "http://localhost.evil.example/api"},
+        Names("api_url", "https"),
+        id="http-localhost-lookalike",
     ),
     pytest.param(
-        {"api_url": "https://user:pw@api.ultravox.ai/api"}, "api_url", "credentials", id="url-credentials"
+        {"api_url": "https://user:pw@api.ultravox.ai/api"},
+        Names("api_url", "credentials"),
+        id="url-credentials",
     ),
-    pytest.param({"start_date": "2025-02-30"}, "start_date", "2025-02-30", id="start-not-a-date"),
-    pytest.param({"start_date": "March 1"}, "start_date", "", id="start-bad-format"),
-    pytest.param({"window_days": 0}, "window_days", "", id="window-0"),
-    pytest.param({"lookback_days": -1}, "lookback_days", "", id="lookback-negative"),
-    pytest.param({"search": ""}, "search", "", id="search-empty"),
-    pytest.param({"api_key": None}, "api_key", "missing", id="no-key"),
+    pytest.param({"start_date": "2025-02-30"}, Names("start_date", "2025-02-30"), id="start-not-a-date"),
+    pytest.param(
+        {"start_date": "March 1"},
+        Says("Config validation error: 'March 1' does not match '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'"),
+        id="start-bad-format",
+    ),
+    pytest.param(
+        {"window_days": 0}, Says("Config validation error: 0 is less than the minimum of 1"), id="window-0"
+    ),
+    pytest.param(
+        {"lookback_days": -1},
+        Says("Config validation error: -1 is less than the minimum of 0"),
+        id="lookback-negative",
+    ),
+    pytest.param({"search": ""}, Says("Config validation error: '' should be non-empty"), id="search-empty"),
+    pytest.param(
+        {"api_key": None}, Says("Config validation error: 'api_key' is a required property"), id="no-key"
+    ),
 ]
 
 
@@ -75,22 +123,21 @@ def failing_config(overrides):
     return make_config(**overrides)
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
-def test_cli_check_prints_failed_status_naming_the_field(api, tmp_path, capsys, overrides, field, fragment):
+@pytest.mark.parametrize(("overrides", "expected"), BAD_CONFIGS)
+def test_cli_check_prints_a_failed_status_explaining_the_mistake(api, tmp_path, capsys, overrides, expected):
     config = write_json(tmp_path / "config.json", failing_config(overrides))
     code, messages, out, err = cli(["check", "--config", config], capsys)
     assert code == 0
     [status] = of_type(messages, "CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "FAILED"
-    assert field in status["connectionStatus"]["message"]
-    assert fragment in status["connectionStatus"]["message"]
+    expected.assert_explains(status["connectionStatus"]["message"])
     assert of_type(messages, "TRACE") == []
     assert "Traceback" not in out + err
     assert api.call_count == 0
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
-def test_cli_read_prints_a_config_error_trace(api, tmp_path, capsys, overrides, field, fragment):
+@pytest.mark.parametrize(("overrides", "expected"), BAD_CONFIGS)
+def test_cli_read_prints_a_config_error_trace(api, tmp_path, capsys, overrides, expected):
     config = write_json(tmp_path / "config.json", failing_config(overrides))
     catalog = write_json(tmp_path / "catalog.json", catalog_dict())
     code, messages, out, err = cli(["read", "--config", config, "--catalog", catalog], capsys)
@@ -98,34 +145,36 @@ def test_cli_read_prints_a_config_error_trace(api, tmp_path, capsys, overrides, 
     [trace] = of_type(messages, "TRACE")
     assert trace["trace"]["type"] == "ERROR"
     assert trace["trace"]["error"]["failure_type"] == "config_error"
-    assert field in trace["trace"]["error"]["message"]
-    assert fragment in trace["trace"]["error"]["message"]
+    expected.assert_explains(trace["trace"]["error"]["message"])
     assert of_type(messages, "RECORD") == []
+    # Only Airbyte messages on stdout (the CDK logs the error's stack trace inside one), nothing on stderr.
+    assert len(messages) == len(out.splitlines())
+    assert "Traceback" not in err
     assert api.call_count == 0
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
-def test_in_process_read_and_discover_fail_with_a_config_error(api, overrides, field, fragment):
+@pytest.mark.parametrize(("overrides", "expected"), BAD_CONFIGS)
+def test_in_process_read_and_discover_fail_with_a_config_error(api, overrides, expected):
     config = failing_config(overrides)
     output = run_read(config, fails=True)
     [(failure_type, message)] = errors(output)
     assert failure_type == "config_error"
-    assert field in message
+    expected.assert_explains(message)
     assert output.records == []
 
     output = run_discover(config, fails=True)
     [(failure_type, message)] = errors(output)
     assert failure_type == "config_error"
-    assert field in message
+    expected.assert_explains(message)
     assert api.call_count == 0
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_CONFIGS)
-def test_in_process_check_fails_naming_the_field(api, tmp_path, overrides, field, fragment):
+@pytest.mark.parametrize(("overrides", "expected"), BAD_CONFIGS)
+def test_in_process_check_fails_explaining_the_mistake(api, tmp_path, overrides, expected):
     output = run_check(failing_config(overrides), tmp_path)
     [status] = output.connection_status_messages
     assert status.connectionStatus.status.value == "FAILED"
-    assert field in status.connectionStatus.message
+    expected.assert_explains(status.connectionStatus.message)
     assert api.call_count == 0
 
 
@@ -145,8 +194,20 @@ def test_a_malformed_key_is_never_echoed(api, tmp_path, capsys):
     _, messages, out, err = cli(["check", "--config", config], capsys)
     [status] = of_type(messages, "CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "FAILED"
-    assert "api_key" in status["connectionStatus"]["message"]
+    # Set aside before the CDK's schema check could quote it (escaped, past its masking).
+    assert status["connectionStatus"]["message"] == (
+        "'Encountered an error while discovering streams. Error: api_key is not valid: it must be "
+        "your Ultravox API key, a string of at least 16 characters without spaces.'"
+    )
     assert "unit-test-key-in-a-list" not in out + err
+    code, messages, out, err = cli(["discover", "--config", config], capsys)
+    assert code == 1
+    assert [m["trace"]["error"]["message"] for m in of_type(messages, "TRACE")] == [
+        "api_key is not valid: it must be your Ultravox API key, a string of at least 16 characters "
+        "without spaces."
+    ]
+    assert "unit-test-key-in-a-list" not in out + err
+    assert api.call_count == 0
 
 
 @pytest.mark.parametrize("path", ["config.json", "missing.json"])
@@ -190,13 +251,22 @@ def test_minimal_config_uses_defaults(api, tmp_path, capsys):
     assert code == 0
     [status] = of_type(messages, "CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "SUCCEEDED"
+    # check reads daily's first window: start_date 2024-01-01, window_days 30, the default api_url.
     [request] = api.requests
-    today = datetime.now(UTC).date().isoformat()
     assert request.url.startswith("https://api.ultravox.ai/api/accounts/me/usage/calls?")
-    from unit_tests.conftest import query
+    assert query(request) == {"fromDate": ["2024-01-01"], "toDate": ["2024-01-30"]}
+    assert request.headers["X-API-Key"] == API_KEY
 
-    assert query(request)["fromDate"] == ["2024-01-01"]
-    assert query(request)["toDate"] == [today]
+    # allTime asks for the whole configured range: end_date defaults to today (UTC).
+    output = run_read({"api_key": API_KEY}, streams=["allTime"])
+    assert errors(output) == []
+    today = datetime.now(UTC).date().isoformat()
+    [_, request] = api.requests
+    assert request.url.startswith("https://api.ultravox.ai/api/accounts/me/usage/calls?")
+    assert query(request) == {"fromDate": ["2024-01-01"], "toDate": [today]}
+    assert records(output, "allTime") == [
+        {**usage_body()["allTime"], "durationSeconds": 125.5, "fromDate": "2024-01-01", "toDate": today}
+    ]
 
 
 def test_end_date_today_and_start_today_are_valid(api):
@@ -204,7 +274,8 @@ def test_end_date_today_and_start_today_are_valid(api):
     today = datetime.now(UTC).date().isoformat()
     output = run_read(make_config(start_date=today, end_date=today))
     assert errors(output) == []
-    assert api.date_ranges() == [(today, today), (today, today)]
+    # One request per stream: allTime, daily and hourly each ask for today.
+    assert api.date_ranges() == [(today, today)] * 3
 
 
 def test_equal_duration_bounds_and_time_of_day_bounds_are_valid(api):
