@@ -136,7 +136,7 @@ def test_auth_is_checked_before_routing_and_params(sandbox: Sandbox) -> None:
 
 def test_other_paths_404_and_other_methods_405(sandbox: Sandbox) -> None:
     headers = {"X-API-Key": sandbox.api_key}
-    resp = requests.get(sandbox.url + "/accounts/me/usage/concurrency", headers=headers, timeout=5)
+    resp = requests.get(sandbox.url + "/accounts/me/usage/voices", headers=headers, timeout=5)
     assert (resp.status_code, resp.json()) == (404, {"detail": "Not found."})
     assert requests.get(sandbox.origin + USAGE, headers=headers, timeout=5).status_code == 404  # no /api
     assert requests.get(sandbox.url + USAGE + "/", headers=headers, timeout=5).status_code == 404
@@ -680,7 +680,8 @@ def test_generated_log_is_deterministic_and_realistic() -> None:
     assert weekend_rate < 0.6 * weekday_rate
     active = {c.created.date() for c in calls}
     assert 10 < 366 - len(active) < 40  # idle days exist, including multi-day gaps
-    assert {c.agent_id for c in calls} == set(AGENT_IDS) and {c.voice_id for c in calls} == set(VOICE_IDS)
+    # A few percent of calls have no agent (see test_sandbox_endpoints.py for the exact rule).
+    assert {c.agent_id for c in calls} == {*AGENT_IDS, None} and {c.voice_id for c in calls} == set(VOICE_IDS)
     assert sum(c.metadata == {"campaign": "spring", "tier": "gold"} for c in calls) > 50
     assert sum(not c.metadata for c in calls) > 0.3 * n
     past_midnight = [

@@ -6,6 +6,9 @@ import argparse
 import signal
 from datetime import UTC, datetime, timedelta
 
+from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES
+from .billing import BILLING_EMPTY_DAY_MODES
+from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES
 from .server import SANDBOX_API_KEY, Faults, Sandbox
 from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES
 
@@ -20,6 +23,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--empty-buckets", choices=EMPTY_BUCKET_MODES, default="zero")
     parser.add_argument("--all-time-scope", choices=ALL_TIME_SCOPES, default="range")
+    parser.add_argument(
+        "--agents-without-calls",
+        choices=AGENTS_WITHOUT_CALLS_MODES,
+        default="omit",
+        help="/agents/usage: agents with no call in the range",
+    )
+    parser.add_argument(
+        "--agent-empty-days",
+        choices=AGENT_EMPTY_DAY_MODES,
+        default="omit",
+        help="/agents/usage: days without calls",
+    )
+    parser.add_argument(
+        "--concurrency-empty-buckets",
+        choices=CONCURRENCY_EMPTY_BUCKET_MODES,
+        default="zero",
+        help="/accounts/me/usage/concurrency: buckets without calls",
+    )
+    parser.add_argument(
+        "--concurrency-end",
+        choices=CONCURRENCY_END_MODES,
+        default="exclusive",
+        help="/accounts/me/usage/concurrency: is a bucket starting exactly at `end` listed",
+    )
+    parser.add_argument(
+        "--concurrency-max-days",
+        type=float,
+        default=None,
+        help="/accounts/me/usage/concurrency: longer start..end ranges answer 400 (default: no limit)",
+    )
+    parser.add_argument(
+        "--concurrency-history-days",
+        type=float,
+        default=None,
+        help="/accounts/me/usage/concurrency: buckets older than this are left out (default: no limit)",
+    )
+    parser.add_argument(
+        "--billing-empty-days",
+        choices=BILLING_EMPTY_DAY_MODES,
+        default="zero",
+        help="/accounts/me/billing/usage: days without billed minutes",
+    )
     parser.add_argument("--api-key", default=SANDBOX_API_KEY)
     parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -40,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         calls_per_day=args.calls_per_day,
         empty_buckets=args.empty_buckets,
         all_time_scope=args.all_time_scope,
+        agents_without_calls=args.agents_without_calls,
+        agent_empty_days=args.agent_empty_days,
+        concurrency_empty_buckets=args.concurrency_empty_buckets,
+        concurrency_end=args.concurrency_end,
+        concurrency_max_days=args.concurrency_max_days,
+        concurrency_history_days=args.concurrency_history_days,
+        billing_empty_days=args.billing_empty_days,
         faults=Faults(latency_s=args.latency),
         host=args.host,
         port=args.port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import uuid
@@ -17,6 +18,23 @@ AGENT_IDS: tuple[str, ...] = (
 )
 # Uneven weights so per-agent filters give visibly different figures.
 AGENT_WEIGHTS: tuple[float, ...] = (0.35, 0.25, 0.2, 0.15, 0.05)
+# An agent of the account that never takes a call (listed by /agents/usage only in its "list" mode).
+IDLE_AGENT_ID = "5abec16d-7fac-4c6f-8f96-ab5d3e8c7f06"
+# Every agent of the account and its name; the names sort neither like the ids nor like the weights.
+AGENT_NAMES: dict[str, str] = {
+    AGENT_IDS[0]: "Reception",
+    AGENT_IDS[1]: "Billing Support",
+    AGENT_IDS[2]: "Appointments",
+    AGENT_IDS[3]: "Returns & Refunds",
+    AGENT_IDS[4]: "After-hours Line",
+    IDLE_AGENT_ID: "Outbound Survey (draft)",
+}
+# Shares of calls created without an agent, and of SIP calls. Both are decided by a hash of the
+# call id (see `_hashed_share`), so neither draws from the log's RNG nor changes any other attribute.
+AGENTLESS_SHARE = 0.04
+SIP_SHARE = 0.25
+# No call lasts longer; lets the concurrency endpoint look back only this far for running calls.
+MAX_DURATION_S = 1800.0
 VOICE_IDS: tuple[str, ...] = (
     "9a1e2b3c-4d5e-4f60-8a71-b2c3d4e5f601",
     "9b2f3c4d-5e6f-4a71-9b82-c3d4e5f6a702",
@@ -53,10 +71,11 @@ class Call:
     joined: bool
     error: bool
     billed_minutes: float
-    agent_id: str
+    agent_id: str | None  # None: created without an agent; matches no agentIds filter
     voice_id: str
     metadata: dict[str, str] = field(hash=False)
     text: str
+    sip: bool  # a SIP call: its billed minutes are also SIP minutes in /accounts/me/billing/usage
 
     @property
     def ended(self) -> datetime:
@@ -69,6 +88,20 @@ def billed_minutes_for(duration_s: float, joined: bool) -> float:
         return 0.0
     # The epsilon keeps 6.000 s from becoming 0.2 min through float noise.
     return math.ceil(duration_s / 6 - 1e-9) / 10
+
+
+def _hashed_share(call_id: str, salt: str) -> float:
+    """A uniform number in [0, 1) that depends only on the call id and `salt`."""
+    digest = hashlib.sha256(f"{salt}:{call_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def is_agentless(call_id: str) -> bool:
+    return _hashed_share(call_id, "agentless") < AGENTLESS_SHARE
+
+
+def is_sip(call_id: str) -> bool:
+    return _hashed_share(call_id, "sip") < SIP_SHARE
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -94,7 +127,7 @@ def _make_call(rng: random.Random, created: datetime, duration_s: float | None =
     if duration_s is None:
         if joined:
             # Log-normal around three minutes, clipped to 5 s .. 30 min.
-            duration_s = min(1800.0, max(5.0, rng.lognormvariate(math.log(180), 0.9)))
+            duration_s = min(MAX_DURATION_S, max(5.0, rng.lognormvariate(math.log(180), 0.9)))
         else:
             duration_s = rng.uniform(5.0, 60.0)
     duration_s = round(duration_s, 3)
@@ -105,17 +138,24 @@ def _make_call(rng: random.Random, created: datetime, duration_s: float | None =
     elif roll < 0.55:
         metadata = {"campaign": rng.choice(_CAMPAIGNS)}
     name = f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
+    # The draws below keep the order they had as keyword arguments of Call(...): the log's RNG
+    # stream, and so every call of a seed, must not change.
+    call_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    agent_id = rng.choices(AGENT_IDS, AGENT_WEIGHTS)[0]
+    voice_id = rng.choices(VOICE_IDS, VOICE_WEIGHTS)[0]
+    text = f"{name} {rng.choice(_TOPICS)}"
     return Call(
-        call_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        call_id=call_id,
         created=created,
         duration_s=duration_s,
         joined=joined,
         error=error,
         billed_minutes=billed_minutes_for(duration_s, joined),
-        agent_id=rng.choices(AGENT_IDS, AGENT_WEIGHTS)[0],
-        voice_id=rng.choices(VOICE_IDS, VOICE_WEIGHTS)[0],
+        agent_id=None if is_agentless(call_id) else agent_id,
+        voice_id=voice_id,
         metadata=metadata,
-        text=f"{name} {rng.choice(_TOPICS)}",
+        text=text,
+        sip=is_sip(call_id),
     )
 
 
@@ -135,7 +175,7 @@ def calls_for_day(seed: int, day: date, calls_per_day: float = 20) -> list[Call]
     if rng.random() < 0.5:
         # Late calls that run past midnight: their day's figures change after the day is over.
         ms = rng.randrange(23 * 3_600_000 + 40 * 60_000, 86_400_000)
-        calls.append(_make_call(rng, midnight + timedelta(milliseconds=ms), rng.uniform(600, 1800)))
+        calls.append(_make_call(rng, midnight + timedelta(milliseconds=ms), rng.uniform(600, MAX_DURATION_S)))
     calls.sort(key=lambda c: c.created)
     return calls
 

@@ -1,4 +1,9 @@
-"""A local HTTP stand-in for `GET /api/accounts/me/usage/calls`, with a movable clock and faults."""
+"""A local HTTP stand-in for Ultravox's usage endpoints, with a movable clock and faults.
+
+Served from one call log: `GET /api/accounts/me/usage/calls`, `/api/agents/usage`,
+`/api/accounts/me/usage/concurrency` and `/api/accounts/me/billing/usage`. Every path shares the
+key check, the fault switches and the request log.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,24 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES, agent_usage
+from .billing import BILLING_EMPTY_DAY_MODES, billing_usage
 from .calls import Call, generate_calls
+from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES, concurrency
 from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, SandboxBadRequest, aggregate, parse_filters
 
 SANDBOX_API_KEY = "sandbox-not-a-secret-0000"
 USAGE_PATH = "/api/accounts/me/usage/calls"
+AGENT_USAGE_PATH = "/api/agents/usage"
+CONCURRENCY_PATH = "/api/accounts/me/usage/concurrency"
+BILLING_USAGE_PATH = "/api/accounts/me/billing/usage"
 # The log reaches this far past `now`, so advancing the clock makes calls arrive.
 LOOKAHEAD = timedelta(days=30)
 
@@ -41,7 +53,11 @@ class Faults:
     wrong_shape: bool = False
     non_json: bool = False
     redirect_to: str | None = None
+    # fromDate..toDate longer than this many days: 400, on /usage/calls and /agents/usage only
+    # (the other two paths have their own range rules: see the Sandbox switches).
     reject_window_days_over: int | None = None
+    # A dict body gets a "_pad" key of this many "x"; a list body (/agents/usage) as many
+    # trailing spaces, so it stays the same JSON value.
     large_response_pad: int = 0
 
 
@@ -169,7 +185,19 @@ _HTML = b"<!doctype html><html><head><title>Maintenance</title></head><body><h1>
 
 
 class Sandbox:
-    """The usage endpoint over a synthetic call log; see the package docstring for an example."""
+    """The usage endpoints over a synthetic call log; see the package docstring for an example.
+
+    Switches for what nobody has seen the real API do (each a `python -m ultravox_sandbox` flag):
+    - `empty_buckets` ("zero" | "omit"): /usage/calls days and hours without calls.
+    - `all_time_scope` ("range" | "lifetime"): /usage/calls `allTime` over the range or ever.
+    - `agents_without_calls` ("omit" | "list"): /agents/usage agents with no call in the range.
+    - `agent_empty_days` ("omit" | "zero"): /agents/usage days without calls.
+    - `concurrency_empty_buckets` ("zero" | "omit"): /usage/concurrency buckets without calls.
+    - `concurrency_end` ("exclusive" | "inclusive"): is a bucket starting exactly at `end` listed.
+    - `concurrency_max_days` (None | days): longer start..end ranges are a 400.
+    - `concurrency_history_days` (None | days): buckets starting before now - this are left out.
+    - `billing_empty_days` ("zero" | "omit"): /billing/usage days without billed minutes.
+    """
 
     def __init__(
         self,
@@ -184,11 +212,31 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         access_log: bool = False,
+        agents_without_calls: str = "omit",
+        agent_empty_days: str = "omit",
+        concurrency_empty_buckets: str = "zero",
+        concurrency_end: str = "exclusive",
+        concurrency_max_days: float | None = None,
+        concurrency_history_days: float | None = None,
+        billing_empty_days: str = "zero",
     ) -> None:
-        if empty_buckets not in EMPTY_BUCKET_MODES:
-            raise ValueError(f"empty_buckets must be one of {EMPTY_BUCKET_MODES}")
-        if all_time_scope not in ALL_TIME_SCOPES:
-            raise ValueError(f"all_time_scope must be one of {ALL_TIME_SCOPES}")
+        for name, value, allowed in (
+            ("empty_buckets", empty_buckets, EMPTY_BUCKET_MODES),
+            ("all_time_scope", all_time_scope, ALL_TIME_SCOPES),
+            ("agents_without_calls", agents_without_calls, AGENTS_WITHOUT_CALLS_MODES),
+            ("agent_empty_days", agent_empty_days, AGENT_EMPTY_DAY_MODES),
+            ("concurrency_empty_buckets", concurrency_empty_buckets, CONCURRENCY_EMPTY_BUCKET_MODES),
+            ("concurrency_end", concurrency_end, CONCURRENCY_END_MODES),
+            ("billing_empty_days", billing_empty_days, BILLING_EMPTY_DAY_MODES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}")
+        for name, days in (
+            ("concurrency_max_days", concurrency_max_days),
+            ("concurrency_history_days", concurrency_history_days),
+        ):
+            if days is not None and not days > 0:
+                raise ValueError(f"{name} must be None or a positive number of days")
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.api_key = api_key
@@ -197,6 +245,13 @@ class Sandbox:
         self.calls_per_day = calls_per_day
         self.empty_buckets = empty_buckets
         self.all_time_scope = all_time_scope
+        self.agents_without_calls = agents_without_calls
+        self.agent_empty_days = agent_empty_days
+        self.concurrency_empty_buckets = concurrency_empty_buckets
+        self.concurrency_end = concurrency_end
+        self.concurrency_max_days = concurrency_max_days
+        self.concurrency_history_days = concurrency_history_days
+        self.billing_empty_days = billing_empty_days
         self.access_log = access_log
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -242,7 +297,30 @@ class Sandbox:
         return self._calls
 
     def ground_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """The body of /accounts/me/usage/calls for `params` (as `parse_qs` gives them) now."""
         return aggregate(self._calls, params or {}, self._now, self.empty_buckets, self.all_time_scope)
+
+    def agent_usage_truth(self, params: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """The body of /agents/usage for `params`; raises SandboxBadRequest where it answers 400."""
+        return agent_usage(
+            self._calls, params or {}, self._now, self.agents_without_calls, self.agent_empty_days
+        )
+
+    def concurrency_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """The body of /accounts/me/usage/concurrency for `params`; SandboxBadRequest for a 400."""
+        return concurrency(
+            self._calls,
+            params or {},
+            self._now,
+            self.concurrency_empty_buckets,
+            self.concurrency_end,
+            self.concurrency_max_days,
+            self.concurrency_history_days,
+        )
+
+    def billing_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """The body of /accounts/me/billing/usage for `params`; SandboxBadRequest for a 400."""
+        return billing_usage(self._calls, params or {}, self._now, self.billing_empty_days)
 
     # -- faults and request log -----------------------------------------------------------
 
@@ -313,35 +391,79 @@ class Sandbox:
                 failing = self._error_rng.random() < faults.error_rate
             if failing:
                 return _json(500, {"detail": "A server error occurred."})
-        if path != USAGE_PATH:
+        route = self._routes.get(path)
+        if route is None:
             return _json(404, {"detail": "Not found."})
         if method != "GET":
             return _json(405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": "GET"})
         try:
-            body = self._usage(query, faults.reject_window_days_over)
+            body = route(query, faults.reject_window_days_over)
         except SandboxBadRequest as exc:
             return _json(400, {"detail": exc.detail})
         if faults.non_json:
             return 200, {}, "text/html; charset=utf-8", _HTML
         if faults.wrong_shape:
             return _json(200, {"results": []})
-        if faults.large_response_pad:
+        pad = b""
+        if faults.large_response_pad and isinstance(body, dict):
             body["_pad"] = "x" * faults.large_response_pad
-        encoded = json.dumps(body).encode()
+        elif faults.large_response_pad:
+            pad = b" " * faults.large_response_pad
+        encoded = json.dumps(body).encode() + pad
         if faults.malformed_json:
             encoded = encoded[: max(1, len(encoded) // 2)]
         return 200, {}, "application/json", encoded
 
-    def _usage(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+    @property
+    def _routes(self) -> dict[str, Callable[[dict[str, list[str]], int | None], Any]]:
+        return {
+            USAGE_PATH: self._usage,
+            AGENT_USAGE_PATH: self._agent_usage,
+            CONCURRENCY_PATH: self._concurrency,
+            BILLING_USAGE_PATH: self._billing,
+        }
+
+    def _snapshot(self) -> tuple[list[Call], datetime]:
         with self._lock:
-            calls, now = self._calls, self._now
+            return self._calls, self._now
+
+    @staticmethod
+    def _check_window(
+        calls: list[Call], now: datetime, query: dict[str, list[str]], limit: int | None
+    ) -> None:
+        # The fault `reject_window_days_over`, for the two endpoints that take fromDate/toDate filters.
         if limit is not None:
             f = parse_filters(query)
             lo = f.from_dt or (calls[0].created if calls else now)
             hi = f.to_dt or now
             if hi - lo > timedelta(days=limit):
                 raise SandboxBadRequest("Date range too large")
+
+    def _usage(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        calls, now = self._snapshot()
+        self._check_window(calls, now, query, limit)
         return aggregate(calls, query, now, self.empty_buckets, self.all_time_scope)
+
+    def _agent_usage(self, query: dict[str, list[str]], limit: int | None) -> list[dict[str, Any]]:
+        calls, now = self._snapshot()
+        self._check_window(calls, now, query, limit)
+        return agent_usage(calls, query, now, self.agents_without_calls, self.agent_empty_days)
+
+    def _concurrency(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        calls, now = self._snapshot()
+        return concurrency(
+            calls,
+            query,
+            now,
+            self.concurrency_empty_buckets,
+            self.concurrency_end,
+            self.concurrency_max_days,
+            self.concurrency_history_days,
+        )
+
+    def _billing(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        calls, now = self._snapshot()
+        return billing_usage(calls, query, now, self.billing_empty_days)
 
     def start(self) -> Sandbox:
         if self._server is not None:

@@ -213,6 +213,27 @@ def _matching(
     return [s for s in states if _matches(s, f)]
 
 
+def requested_days(calls: Sequence[Call], f: Filters, now: datetime) -> list[date]:
+    """The UTC days a "zero" mode lists: from fromDate's day (or the first call's) to toDate's
+    day or today, whichever is earlier."""
+    first_day = f.from_dt.date() if f.from_dt is not None else None
+    if first_day is None and calls and calls[0].created <= now:
+        first_day = calls[0].created.date()
+    last_day = now.date() if f.to_dt is None else min(f.to_dt.date(), now.date())
+    days = []
+    day = first_day
+    while day is not None and day <= last_day:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def matching_states(calls: Sequence[Call], f: Filters, now: datetime) -> list[CallState]:
+    """The calls that exist at `now`, were created inside [fromDate, toDate] and pass `f`."""
+    hi = now if f.to_dt is None else min(now, f.to_dt)
+    return _matching(calls, f.from_dt, hi, f, now)
+
+
 def aggregate(
     calls: Sequence[Call],
     params: dict[str, list[str]],
@@ -230,8 +251,7 @@ def aggregate(
         raise ValueError(f"all_time_scope must be one of {ALL_TIME_SCOPES}")
     now = now.astimezone(UTC)
     f = parse_filters(params)
-    hi = now if f.to_dt is None else min(now, f.to_dt)
-    in_range = _matching(calls, f.from_dt, hi, f, now)
+    in_range = matching_states(calls, f, now)
 
     daily: dict[date, _Stats] = {}
     hourly: dict[tuple[date, int], _Stats] = {}
@@ -241,16 +261,10 @@ def aggregate(
         hourly.setdefault((created.date(), created.hour), _Stats()).add(state)
 
     if empty_buckets == "zero":
-        first_day = f.from_dt.date() if f.from_dt is not None else None
-        if first_day is None and calls and calls[0].created <= now:
-            first_day = calls[0].created.date()
-        last_day = now.date() if f.to_dt is None else min(f.to_dt.date(), now.date())
-        day = first_day
-        while day is not None and day <= last_day:
+        for day in requested_days(calls, f, now):
             daily.setdefault(day, _Stats())
             for hour in range(24 if day < now.date() else now.hour + 1):
                 hourly.setdefault((day, hour), _Stats())
-            day += timedelta(days=1)
 
     all_time = _Stats()
     scope = in_range if all_time_scope == "range" else _matching(calls, None, now, f, now)
