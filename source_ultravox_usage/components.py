@@ -14,9 +14,9 @@ import ipaddress
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping, MutableMapping
-from dataclasses import InitVar, dataclass
-from datetime import UTC, date, datetime, time
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import InitVar, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -26,6 +26,7 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
+from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
@@ -47,8 +48,7 @@ from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 logger = logging.getLogger("airbyte")
 
 API_KEY_HEADER = "X-API-Key"
-USAGE_KINDS = {"allTime": dict, "daily": list, "hourly": list}
-COUNT_FIELDS = ("totalCount", "errorCount", "joinedCount")
+USAGE_KINDS = ("allTime", "daily", "hourly")
 DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -187,14 +187,22 @@ def plain_number(value: float) -> str:
 
 
 def date_range_parameters(
-    stream_slice: Mapping[str, Any] | None, config: Mapping[str, Any]
+    stream_slice: Mapping[str, Any] | None, config: Mapping[str, Any], query: str = "calls"
 ) -> dict[str, str]:
-    """fromDate/toDate as whole UTC days: the window's first and last day (an hourly window can
-    start on an hour after a lookback; its dates still cover whole days), else the configured
-    range (allTime)."""
+    """The window as each endpoint takes it, always whole UTC days: its first and last day (a window
+    can start on an hour after a lookback; its dates still cover whole days), else the configured
+    range (allTime). `calls`: fromDate/toDate, both inclusive; `billing`: toDate exclusive, the day
+    after; `concurrency`: start/end date-times, from the first day's midnight to the last second of
+    the last day."""
     if stream_slice and stream_slice.get("start_time"):
-        return {"fromDate": stream_slice["start_time"][:10], "toDate": stream_slice["end_time"][:10]}
-    return {"fromDate": config["start_date"], "toDate": config["end_date"]}
+        first, last = stream_slice["start_time"][:10], stream_slice["end_time"][:10]
+    else:
+        first, last = config["start_date"], config["end_date"]
+    if query == "billing":
+        return {"fromDate": first, "toDate": (date.fromisoformat(last) + timedelta(days=1)).isoformat()}
+    if query == "concurrency":
+        return {"start": f"{first}T00:00:00Z", "end": f"{last}T23:59:59Z"}
+    return {"fromDate": first, "toDate": last}
 
 
 def refuse_unaskable(config: Mapping[str, Any]) -> None:
@@ -217,10 +225,13 @@ def refuse_unaskable(config: Mapping[str, Any]) -> None:
 
 @dataclass
 class UsageRequester(HttpRequester):
-    """Builds the query: the window's dates and the configured filters. YAML interpolation cannot
-    send them exactly: an unset value is sent as the string "None", a number comes out wrapped in
-    quotes, and a parameter per metadata pair cannot be named. Being where the config becomes a
-    query, it also refuses what a query cannot carry."""
+    """Builds the query: the window's dates as the endpoint takes them (`query`: calls, billing or
+    concurrency) and, for the call endpoints, the configured filters; for concurrency, the bucket.
+    YAML interpolation cannot send them exactly: an unset value is sent as the string "None", a
+    number comes out wrapped in quotes, and a parameter per metadata pair cannot be named. Being
+    where the config becomes a query, it also refuses what a query cannot carry."""
+
+    query: str = "calls"
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
@@ -238,8 +249,11 @@ class UsageRequester(HttpRequester):
                 stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token
             )
         )
-        params.update(date_range_parameters(stream_slice, self.config))
-        params.update(filter_parameters(self.config))
+        params.update(date_range_parameters(stream_slice, self.config, self.query))
+        if self.query == "calls":
+            params.update(filter_parameters(self.config))
+        elif self.query == "concurrency":
+            params["bucket"] = self.config["concurrency_bucket"]
         return params
 
 
@@ -310,14 +324,18 @@ class ApiKeyOnApiHost(DeclarativeAuthenticator):
 # --------------------------------------------------------------------------- responses
 
 
+JSON_KINDS: dict[str, type | tuple[type, ...]] = {"object": dict, "array": list, "number": (int, float)}
+
+
 @dataclass
-class UsageDecoder(Decoder):
-    """Decodes the usage object or fails naming the endpoint: the CDK's JsonDecoder turns a body
-    that is not JSON, or JSON of another shape, into zero records and a silent empty sync.
-    With totals_only (allTime) it streams the body and keeps only allTime, so the whole range's
-    hourly buckets are never built in memory."""
+class StrictJsonDecoder(Decoder):
+    """Decodes the answer or fails naming the endpoint: the CDK's JsonDecoder turns a body that is
+    not JSON, or JSON of another shape, into zero records and a silent empty sync. `expect` is the
+    shape: "array", or each top-level key with its JSON kind. With totals_only (allTime) it streams
+    the body and keeps only allTime, so the whole range's hourly buckets are never built in memory."""
 
     parameters: InitVar[Mapping[str, Any]]
+    expect: str | dict[str, str] = "array"
     totals_only: bool = False
 
     def is_stream_response(self) -> bool:
@@ -325,21 +343,36 @@ class UsageDecoder(Decoder):
 
     def decode(self, response: requests.Response) -> Iterator[MutableMapping[str, Any]]:
         if self.totals_only:
-            yield {"allTime": totals(response)}
+            yield {"allTime": totals(response, self.described())}
             return
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            raise not_usage(response, "it is not JSON") from None
-        if not isinstance(body, dict) or not all(key in body for key in USAGE_KINDS):
-            raise not_usage(response, shape(body))
-        for key, kind in USAGE_KINDS.items():
-            if not isinstance(body[key], kind):
-                raise not_usage(response, f"its {key} is a JSON {type(body[key]).__name__}")
+            raise self.unexpected(response, "it is not JSON") from None
+        if self.expect == "array":
+            if not isinstance(body, list):
+                raise self.unexpected(response, shape(body))
+            yield {"items": body}
+            return
+        if not isinstance(body, dict) or not all(key in body for key in self.expect):
+            raise self.unexpected(response, shape(body))
+        for key, kind in self.expect.items():
+            value = body[key]
+            if isinstance(value, bool) or not isinstance(value, JSON_KINDS[kind]):
+                raise self.unexpected(response, f"its {key} is a JSON {type(value).__name__}")
         yield body
 
+    def described(self) -> str:
+        if self.expect == "array":
+            return "a JSON array"
+        keys = list(self.expect)
+        return f"a JSON object with {', '.join(keys[:-1])} and {keys[-1]}" if len(keys) > 1 else keys[0]
 
-def totals(response: requests.Response) -> dict[str, Any]:
+    def unexpected(self, response: requests.Response, why: str) -> AirbyteTracedException:
+        return not_expected(response, self.described(), why)
+
+
+def totals(response: requests.Response, described: str) -> dict[str, Any]:
     keys: list[str] = []
     builder: ijson.ObjectBuilder | None = None
     found = None
@@ -348,25 +381,21 @@ def totals(response: requests.Response) -> dict[str, Any]:
             if prefix == "" and event == "map_key":
                 keys.append(value)
             elif prefix in ("daily", "hourly") and event not in ("start_array", "end_array"):
-                raise not_usage(response, f"its {prefix} is not a JSON array")
+                raise not_expected(response, described, f"its {prefix} is not a JSON array")
             elif prefix == "allTime" or prefix.startswith("allTime."):
                 if builder is None:
                     builder = ijson.ObjectBuilder()
                 builder.event(event, value)
-                if prefix == "allTime" and event in (
-                    "end_map",
-                    "end_array",
-                    "number",
-                    "string",
-                    "boolean",
-                    "null",
-                ):
+                if prefix == "allTime" and event in ALL_TIME_ENDS:
                     found = builder.value
     except ijson.JSONError:
-        raise not_usage(response, "it is not JSON") from None
+        raise not_expected(response, described, "it is not JSON") from None
     if not all(key in keys for key in USAGE_KINDS) or not isinstance(found, dict):
-        raise not_usage(response, f"its top-level keys are {keys}")
+        raise not_expected(response, described, f"its top-level keys are {keys}")
     return found
+
+
+ALL_TIME_ENDS = ("end_map", "end_array", "number", "string", "boolean", "null")
 
 
 def shape(body: Any) -> str:
@@ -375,22 +404,54 @@ def shape(body: Any) -> str:
     return f"it is a JSON {type(body).__name__}"
 
 
-def not_usage(response: requests.Response, why: str) -> AirbyteTracedException:
+def not_expected(response: requests.Response, described: str, why: str) -> AirbyteTracedException:
     url = urlsplit(response.url or "")
     endpoint = f"{url.scheme}://{url.netloc}{url.path}"
     return system_error(
-        f"Ultravox answered {endpoint} with a body that is not the usage object the connector "
-        f"expects (a JSON object with allTime, daily and hourly): {why}."
+        f"Ultravox answered {endpoint} with a body the connector does not expect "
+        f"(it expects {described}): {why}."
     )
 
 
 @dataclass
-class UsageRecordFields(RecordTransformation):
-    """Adds durationSeconds (and hourStart for hourly buckets) and refuses values that break the
-    schema: jinja cannot raise an error that quotes the bad value, and a silent guess would land
-    wrong figures in the warehouse."""
+class AgentDays(RecordExtractor):
+    """One record per agent and day from /agents/usage, which nests each agent's days under the
+    agent: [{agent: {agentId, name}, usage: [{date, calls, billedMinutes}]}]. The agent becomes
+    agentId and agentName on each of its days; a body of another shape fails naming the endpoint."""
+
+    decoder: Decoder
+    parameters: InitVar[Mapping[str, Any]]
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        for body in self.decoder.decode(response):
+            for entry in body["items"]:
+                agent = entry.get("agent") if isinstance(entry, dict) else None
+                days = entry.get("usage") if isinstance(entry, dict) else None
+                if not isinstance(agent, dict) or not isinstance(days, list):
+                    raise not_expected(
+                        response, "a JSON array of {agent, usage}", f"an item is {str(entry)[:200]}"
+                    )
+                for day in days:
+                    if not isinstance(day, dict):
+                        raise not_expected(response, "usage rows as JSON objects", f"a row is {day!r}")
+                    yield {**day, "agentId": agent.get("agentId"), "agentName": agent.get("name")}
+
+
+@dataclass
+class CheckedRecord(RecordTransformation):
+    """Refuses a record whose fields break the stream's schema, quoting the field and value (jinja
+    cannot raise such an error, and a silent guess would land wrong figures in the warehouse), and
+    derives what only parsing can: durationSeconds from a `duration` such as "1234.5s", and each
+    timestamp in one RFC 3339 UTC form, so cursors and primary keys compare as written."""
 
     parameters: InitVar[Mapping[str, Any]]
+    counts: list[str] = field(default_factory=list)
+    amounts: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    hours: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    timestamps: list[str] = field(default_factory=list)
+    durations: list[str] = field(default_factory=list)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.stream = parameters["name"]
@@ -402,27 +463,45 @@ class UsageRecordFields(RecordTransformation):
         stream_state: StreamState | None = None,
         stream_slice: StreamSlice | None = None,
     ) -> None:
-        for name in COUNT_FIELDS:
+        for name in self.counts:
             value = record.get(name)
             if not (type(value) is int and value >= 0):
                 raise bad_record(self.stream, name, value, "a count (an integer >= 0)")
-        minutes = record.get("billedMinutes")
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not (0 <= minutes < math.inf):
-            raise bad_record(self.stream, "billedMinutes", minutes, "a number >= 0")
-        record["durationSeconds"] = parse_duration_seconds(record.get("duration"), self.stream)
-        if self.stream == "allTime":
-            return
-        day = record.get("date")
-        if not (isinstance(day, str) and is_iso_date(day)):
-            raise bad_record(self.stream, "date", day, "a YYYY-MM-DD date")
-        if self.stream == "hourly":
-            hour = record.get("hour")
-            if not (type(hour) is int and 0 <= hour <= 23):
-                raise bad_record(self.stream, "hour", hour, "an hour from 0 to 23")
-            record["hourStart"] = f"{day}T{hour:02d}:00:00Z"
+        for name in self.amounts:
+            value = record.get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < math.inf):
+                raise bad_record(self.stream, name, value, "a number >= 0")
+        for name in self.dates:
+            value = record.get(name)
+            if not (isinstance(value, str) and is_iso_date(value)):
+                raise bad_record(self.stream, name, value, "a YYYY-MM-DD date")
+        for name in self.hours:
+            value = record.get(name)
+            if not (type(value) is int and 0 <= value <= 23):
+                raise bad_record(self.stream, name, value, "an hour from 0 to 23")
+        for name in self.texts:
+            value = record.get(name)
+            if not (isinstance(value, str) and value):
+                raise bad_record(self.stream, name, value, "a non-empty string")
+        for name in self.timestamps:
+            record[name] = utc_timestamp(self.stream, name, record.get(name))
+        for name in self.durations:
+            record[f"{name}Seconds"] = parse_duration_seconds(record.get(name), self.stream)
+
+
+def utc_timestamp(stream: str, name: str, value: Any) -> str:
+    """An RFC 3339 date-time with an offset, as YYYY-MM-DDTHH:MM:SSZ in UTC."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None or "T" not in value:
+        raise bad_record(stream, name, value, "an RFC 3339 date-time with a UTC offset")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_duration_seconds(value: Any, stream: str = "usage") -> float:
+    """Seconds from a duration the API writes as a seconds string: "1234.5s"."""
     match = DURATION.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise bad_record(stream, "duration", value, "a seconds string such as '1234.5s'")
@@ -457,6 +536,8 @@ class UsageErrorHandler(DefaultErrorHandler):
     can echo the API key."""
 
     split_windows: bool = False
+    # billing's toDate is the day after its window.
+    end_exclusive: bool = False
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
@@ -477,7 +558,7 @@ class UsageErrorHandler(DefaultErrorHandler):
         too_slow = isinstance(error, requests.ReadTimeout) or (
             isinstance(error, requests.Response) and error.status_code == 504
         )
-        if too_slow and self.split_windows and days_requested(error) > 1:
+        if too_slow and self.split_windows and days_requested(error, self.end_exclusive) > 1:
             return ErrorResolution(
                 response_action=ResponseAction.SPLIT_REQUEST_WINDOW,
                 failure_type=FailureType.transient_error,
@@ -521,14 +602,16 @@ class UsageErrorHandler(DefaultErrorHandler):
         return super().interpret_response(error)
 
 
-def days_requested(response_or_exception: requests.Response | Exception) -> int:
+def days_requested(response_or_exception: requests.Response | Exception, end_exclusive: bool = False) -> int:
+    """UTC days of the request's window, from fromDate/toDate or start/end."""
     request = getattr(response_or_exception, "request", None)
     query = parse_qs(urlsplit(getattr(request, "url", "") or "").query)
+    first, last = query.get("fromDate", query.get("start")), query.get("toDate", query.get("end"))
     try:
-        start, end = date.fromisoformat(query["fromDate"][0]), date.fromisoformat(query["toDate"][0])
-    except (KeyError, ValueError):
+        start, end = date.fromisoformat(first[0][:10]), date.fromisoformat(last[0][:10])
+    except (TypeError, ValueError):
         return 0
-    return (end - start).days + 1
+    return (end - start).days + (0 if end_exclusive else 1)
 
 
 def host_of(error: Exception) -> str:
