@@ -365,8 +365,10 @@ class StrictJsonDecoder(Decoder):
     def described(self) -> str:
         if self.expect == "array":
             return "a JSON array"
-        keys = list(self.expect)
-        return f"a JSON object with {', '.join(keys[:-1])} and {keys[-1]}" if len(keys) > 1 else keys[0]
+        *others, last = self.expect
+        return (
+            f"a JSON object with {', '.join(others)} and {last}" if others else f"a JSON object with {last}"
+        )
 
     def unexpected(self, response: requests.Response, why: str) -> AirbyteTracedException:
         return not_expected(response, self.described(), why)

@@ -62,9 +62,27 @@ CONFIG_KEYS = (
 API_KEY = "unit-test-key-0123456789"
 API_BASE = "https://api.ultravox.ai/api"
 USAGE_URL = f"{API_BASE}/accounts/me/usage/calls"
+# The streams of the call-usage endpoint (USAGE_URL), the default of the runners below.
 ALL_STREAMS = ("allTime", "daily", "hourly")
-CURSORS = {"allTime": [], "daily": ["date"], "hourly": ["hourStart"]}
-PRIMARY_KEYS = {"allTime": [], "daily": [["date"]], "hourly": [["date"], ["hour"]]}
+CURSORS = {
+    "allTime": [],
+    "daily": ["date"],
+    "hourly": ["hourStart"],
+    "agentDaily": ["date"],
+    "concurrency": ["timestamp"],
+    "billingDaily": ["date"],
+}
+PRIMARY_KEYS = {
+    "allTime": [],
+    "daily": [["date"]],
+    "hourly": [["date"], ["hour"]],
+    "agentDaily": [["agentId"], ["date"]],
+    "concurrency": [["timestamp"], ["bucket"]],
+    "billingDaily": [["date"]],
+}
+AGENTS_URL = f"{API_BASE}/agents/usage"
+CONCURRENCY_URL = f"{API_BASE}/accounts/me/usage/concurrency"
+BILLING_URL = f"{API_BASE}/accounts/me/billing/usage"
 
 
 # --------------------------------------------------------------------------- API payloads
