@@ -1,4 +1,4 @@
-"""Sync Ultravox call usage into a local DuckDB file with PyAirbyte, through the installed connector.
+"""Sync Ultravox usage into a local DuckDB file with PyAirbyte, through the installed connector.
 
 Run it with `scripts/sync`, which sets up both environments first and runs this file with the
 PyAirbyte environment's Python (.venv-pyairbyte). Steps: connection check, a full read of all
@@ -43,9 +43,16 @@ CONNECTOR_EXECUTABLE = CONNECTOR_VENV / "bin" / CONNECTOR_NAME
 REAL_API_URL = "https://api.ultravox.ai/api"
 SANDBOX_DAYS = 400
 SANDBOX_START_TIMEOUT_S = 60
-STREAMS = ("allTime", "daily", "hourly")
-CURSORS = {"daily": "date", "hourly": "hourStart"}
+STREAMS = ("allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily")
+CURSORS = {
+    "daily": "date",
+    "hourly": "hourStart",
+    "agentDaily": "date",
+    "concurrency": "timestamp",
+    "billingDaily": "date",
+}
 TABLE_DAYS = 10
+AGENT_DAYS = 7
 
 # PyAirbyte reads these when it is imported: set them before any `import airbyte`. Offline mode
 # turns off the connector registry look-ups and the global secret-mask download; DO_NOT_TRACK
@@ -214,7 +221,7 @@ def sync(tgt: Target) -> None:
             mark=marks[stream],
         )[0]
         span = f" ({low} .. {high})" if stream in CURSORS and count else ""
-        note(f"  {stream:8} {count:>6,} re-read{span}")
+        note(f"  {stream:12} {count:>6,} re-read{span}")
 
     report(cache)
     tables = ", ".join(f"{cache.schema_name}.{cache.processor.get_sql_table_name(s)}" for s in STREAMS)
@@ -225,7 +232,7 @@ def report(cache: Any) -> None:
     step("Records per stream in DuckDB")
     for stream in STREAMS:
         count = _one(cache, "SELECT count(*) FROM {table}", stream)
-        note(f"  {stream:8} {count:>7,}")
+        note(f"  {stream:12} {count:>7,}")
 
     rows = _rows(
         cache,
@@ -237,6 +244,18 @@ def report(cache: Any) -> None:
     note(f"  {'date':10}  {'calls':>6}  {'errors':>6}  {'billed min':>10}")
     for day, calls, errors, minutes in reversed(rows):
         note(f"  {day!s:10}  {calls:>6,}  {errors:>6,}  {float(minutes):>10,.1f}")
+
+    agents = _rows(
+        cache,
+        "SELECT agentname, sum(calls), sum(billedminutes) FROM {table}"
+        " WHERE date > (SELECT max(date) FROM {table}) - :days GROUP BY agentname ORDER BY 3 DESC",
+        "agentDaily",
+        days=AGENT_DAYS,
+    )
+    step(f"Billed minutes per agent, last {AGENT_DAYS} days (calls without an agent are in no row)")
+    note(f"  {'agent':24}  {'calls':>6}  {'billed min':>10}")
+    for name, calls, minutes in agents:
+        note(f"  {name[:24]:24}  {int(calls):>6,}  {float(minutes):>10,.1f}")
 
 
 def _rows(cache: Any, sql: str, stream: str, **params: Any) -> list[tuple[Any, ...]]:
