@@ -2,8 +2,8 @@ from setuptools import find_packages, setup
 
 setup(
     name="source-ultravox-usage",
-    version="0.2.0",
-    description="Airbyte source for Ultravox call usage (GET /api/accounts/me/usage/calls).",
+    version="0.3.0",
+    description="Airbyte source for Ultravox usage: calls per day and hour, per agent, concurrency, the bill.",
     author="source-ultravox-usage developers",
     license="MIT",
     python_requires=">=3.11,<3.14",
