@@ -17,6 +17,9 @@ STREAMS = {
     "allTime": {"primary_key": [], "cursor_field": []},
     "daily": {"primary_key": [["date"]], "cursor_field": ["date"]},
     "hourly": {"primary_key": [["date"], ["hour"]], "cursor_field": ["hourStart"]},
+    "agentDaily": {"primary_key": [["agentId"], ["date"]], "cursor_field": ["date"]},
+    "concurrency": {"primary_key": [["timestamp"], ["bucket"]], "cursor_field": ["timestamp"]},
+    "billingDaily": {"primary_key": [["date"]], "cursor_field": ["date"]},
 }
 
 

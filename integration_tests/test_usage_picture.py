@@ -1,0 +1,267 @@
+"""agentDaily, concurrency and billingDaily end to end: the installed CLI against the sandbox equals
+the sandbox's truth, in full refresh and across incremental syncs with late-changing data, under
+both answers to every unknown; with exact requests per endpoint."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from integration_tests.cli import CliResult, configured_catalog, run_cli
+from integration_tests.test_end_to_end import assert_ok, config_for, day
+from ultravox_sandbox import Faults, Sandbox
+from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
+
+TODAY = SANDBOX_NOW.date()
+AGENTS_PATH = "/api/agents/usage"
+CONCURRENCY_PATH = "/api/accounts/me/usage/concurrency"
+BILLING_PATH = "/api/accounts/me/billing/usage"
+NEW_STREAMS = ("agentDaily", "concurrency", "billingDaily")
+KEYS: dict[str, tuple[str, ...]] = {
+    "agentDaily": ("agentId", "date"),
+    "concurrency": ("timestamp", "bucket"),
+    "billingDaily": ("date",),
+}
+
+
+def catalog(*streams: str, incremental: bool = True) -> dict[str, Any]:
+    return configured_catalog(streams, incremental)
+
+
+# -- the truth, straight from the sandbox's answers for the whole range --------------------------
+
+
+def agent_truth(
+    box: Sandbox, start: date, end: date, filters: dict[str, list[str]] | None = None
+) -> list[dict]:
+    body = box.agent_usage_truth(
+        {"fromDate": [start.isoformat()], "toDate": [end.isoformat()], **(filters or {})}
+    )
+    return [
+        {**row, "agentId": entry["agent"]["agentId"], "agentName": entry["agent"]["name"]}
+        for entry in body
+        for row in entry["usage"]
+    ]
+
+
+def concurrency_truth(box: Sandbox, start: date, end: date, bucket: str) -> list[dict]:
+    body = box.concurrency_truth(
+        {"bucket": [bucket], "start": [f"{start}T00:00:00Z"], "end": [f"{end}T23:59:59Z"]}
+    )
+    return [{**point, "bucket": bucket} for point in body["timeSeries"]]
+
+
+def billing_truth(box: Sandbox, start: date, end: date) -> list[dict]:
+    rows, first = [], start
+    while first <= end:  # the endpoint takes at most 90 days at once
+        last = min(first + timedelta(days=89), end)
+        body = box.billing_truth(
+            {"fromDate": [first.isoformat()], "toDate": [(last + timedelta(days=1)).isoformat()]}
+        )
+        rows += body["dailyUsage"]
+        first = last + timedelta(days=1)
+    return rows
+
+
+def keyed(stream: str, records: list[dict]) -> dict[tuple, dict]:
+    found: dict[tuple, dict] = {}
+    for record in records:
+        found[tuple(record[k] for k in KEYS[stream])] = record
+    return found
+
+
+def assert_equals(result: CliResult, stream: str, truth: list[dict]) -> None:
+    """Exactly the truth's rows, none repeated (within one sync no window overlaps another)."""
+    got = result.records(stream)
+    keys = [tuple(r[k] for k in KEYS[stream]) for r in got]
+    assert len(keys) == len(set(keys)), f"{stream}: a primary key emitted twice"
+    assert keyed(stream, got) == keyed(stream, truth)
+
+
+def paths(box: Sandbox) -> dict[str, list[dict[str, list[str]]]]:
+    sent: dict[str, list[dict[str, list[str]]]] = {}
+    for request in box.requests:
+        assert request.status == 200, request
+        sent.setdefault(request.path, []).append(request.query)
+    return sent
+
+
+def windows(start: date, end: date, width: int) -> list[tuple[date, date]]:
+    found, first = [], start
+    while first <= end:
+        last = min(first + timedelta(days=width - 1), end)
+        found.append((first, last))
+        first = last + timedelta(days=1)
+    return found
+
+
+# -- full refresh ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "modes",
+    [
+        {},
+        {
+            "agents_without_calls": "list",
+            "agent_empty_days": "zero",
+            "concurrency_empty_buckets": "omit",
+            "concurrency_end": "inclusive",
+            "billing_empty_days": "omit",
+        },
+    ],
+    ids=["default-answers", "other-answers"],
+)
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+def test_full_refresh_equals_the_truth_with_one_request_per_window(make_sandbox, modes, bucket) -> None:
+    box = make_sandbox(**modes)
+    start, window_days = SANDBOX_HISTORY_START, 30
+    config = config_for(box, start, TODAY, window_days=window_days, concurrency_bucket=bucket)
+    result = run_cli("read", config, catalog(*NEW_STREAMS, incremental=False), timeout=300)
+    assert_ok(result)
+    assert_equals(result, "agentDaily", agent_truth(box, start, TODAY))
+    assert_equals(result, "concurrency", concurrency_truth(box, start, TODAY, bucket))
+    assert_equals(result, "billingDaily", billing_truth(box, start, TODAY))
+    days = (TODAY - start).days + 1
+    sent = paths(box)
+    assert sorted((q["fromDate"][0], q["toDate"][0]) for q in sent[AGENTS_PATH]) == [
+        (a.isoformat(), b.isoformat()) for a, b in windows(start, TODAY, window_days)
+    ]
+    assert sorted((q["start"][0], q["end"][0], q["bucket"][0]) for q in sent[CONCURRENCY_PATH]) == [
+        (f"{a}T00:00:00Z", f"{b}T23:59:59Z", bucket) for a, b in windows(start, TODAY, window_days)
+    ]
+    assert sorted((q["fromDate"][0], q["toDate"][0]) for q in sent[BILLING_PATH]) == [
+        (a.isoformat(), (b + timedelta(days=1)).isoformat()) for a, b in windows(start, TODAY, window_days)
+    ]
+    assert [len(sent[p]) for p in (AGENTS_PATH, CONCURRENCY_PATH, BILLING_PATH)] == [math.ceil(days / 30)] * 3
+
+
+def test_calls_without_an_agent_make_agent_sums_lower_than_daily(sandbox: Sandbox) -> None:
+    config = config_for(sandbox, SANDBOX_HISTORY_START, TODAY)
+    result = run_cli("read", config, catalog("daily", "agentDaily"))
+    assert_ok(result)
+    per_day: dict[str, int] = {}
+    for row in result.records("agentDaily"):
+        per_day[row["date"]] = per_day.get(row["date"], 0) + row["calls"]
+    daily = {row["date"]: row["totalCount"] for row in result.records("daily")}
+    assert all(per_day.get(d, 0) <= total for d, total in daily.items())
+    assert sum(per_day.values()) < sum(daily.values()), "the sandbox has calls without an agent"
+
+
+def test_agent_daily_takes_the_call_filters(sandbox: Sandbox) -> None:
+    agent = next(c.agent_id for c in sandbox.calls if c.agent_id)
+    voice = sandbox.calls[0].voice_id
+    config = config_for(
+        sandbox,
+        SANDBOX_HISTORY_START,
+        TODAY,
+        agent_ids=[agent],
+        voice_id=voice,
+        duration_min=30,
+        metadata=[{"key": "tier", "value": "gold"}],
+    )
+    result = run_cli("read", config, catalog(*NEW_STREAMS))
+    assert_ok(result)
+    filters = {"agentIds": [agent], "voiceId": [voice], "durationMin": ["30s"], "metadata.tier": ["gold"]}
+    assert_equals(result, "agentDaily", agent_truth(sandbox, SANDBOX_HISTORY_START, TODAY, filters))
+    assert {r["agentId"] for r in result.records("agentDaily")} == {agent}
+    sent = paths(sandbox)
+    for query in sent[AGENTS_PATH]:
+        assert {k: v for k, v in query.items() if k not in ("fromDate", "toDate")} == filters
+    # The two other endpoints take no call filter.
+    assert all(set(q) == {"bucket", "start", "end"} for q in sent[CONCURRENCY_PATH])
+    assert all(set(q) == {"fromDate", "toDate"} for q in sent[BILLING_PATH])
+
+
+def test_billing_windows_are_at_most_90_days_whatever_window_days_says(make_sandbox) -> None:
+    start = TODAY - timedelta(days=400)
+    box = make_sandbox(history_start=start)
+    result = run_cli("read", config_for(box, start, TODAY, window_days=366), catalog("billingDaily"))
+    assert_ok(result)
+    assert_equals(result, "billingDaily", billing_truth(box, start, TODAY))
+    sent = sorted((q["fromDate"][0], q["toDate"][0]) for q in paths(box)[BILLING_PATH])
+    assert sent == [
+        (a.isoformat(), (b + timedelta(days=1)).isoformat()) for a, b in windows(start, TODAY, 90)
+    ]
+    assert len(sent) == math.ceil(401 / 90)
+
+
+def test_a_concurrency_range_refused_as_too_large_is_split(make_sandbox) -> None:
+    box = make_sandbox(concurrency_max_days=10)
+    config = config_for(box, SANDBOX_HISTORY_START, TODAY, window_days=30)
+    result = run_cli("read", config, catalog("concurrency"), timeout=300)
+    assert result.returncode == 0 and result.errors == []
+    assert_equals(result, "concurrency", concurrency_truth(box, SANDBOX_HISTORY_START, TODAY, "hour"))
+    refused = [r for r in box.requests if r.status == 400]
+    assert refused and all(r.path == CONCURRENCY_PATH for r in refused)
+
+
+# -- incremental -----------------------------------------------------------------------------------
+
+
+def test_incremental_syncs_with_late_data_end_equal_to_the_truth(make_sandbox) -> None:
+    """Three scheduled syncs a day apart: each re-reads lookback_days, calls running across
+    midnight change a day after it was read, and the deduped union equals the final truth."""
+    box = make_sandbox()
+    config = config_for(box, SANDBOX_HISTORY_START, TODAY, lookback_days=2)
+    config.pop("end_date")  # today, as a scheduled connection has it
+    state = None
+    merged: dict[str, dict[tuple, dict]] = {s: {} for s in NEW_STREAMS}
+    requests_per_sync = []
+    for step in range(3):
+        if step:
+            box.advance(timedelta(days=1))
+        box.clear_log()
+        result = run_cli("read", config, catalog(*NEW_STREAMS), state)
+        assert_ok(result)
+        for stream in NEW_STREAMS:
+            merged[stream].update(keyed(stream, result.records(stream)))
+        state = result.last_state()
+        requests_per_sync.append({path: len(queries) for path, queries in paths(box).items()})
+    today = box.now.date()
+    assert merged["agentDaily"] == keyed("agentDaily", agent_truth(box, SANDBOX_HISTORY_START, today))
+    assert merged["concurrency"] == keyed(
+        "concurrency", concurrency_truth(box, SANDBOX_HISTORY_START, today, "hour")
+    )
+    assert merged["billingDaily"] == keyed("billingDaily", billing_truth(box, SANDBOX_HISTORY_START, today))
+    # A scheduled daily sync: one request per endpoint.
+    assert requests_per_sync[1:] == [{AGENTS_PATH: 1, CONCURRENCY_PATH: 1, BILLING_PATH: 1}] * 2
+    cursors = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in state}
+    assert cursors["agentDaily"]["date"] <= today.isoformat()
+    assert cursors["billingDaily"]["date"] <= today.isoformat()
+    assert cursors["concurrency"]["timestamp"][:10] == today.isoformat()
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(rate_limit_first=2, retry_after="0"),
+        Faults(server_errors_first=2),
+        Faults(drop_connection_first=2),
+    ],
+    ids=["429", "5xx", "drops"],
+)
+def test_faults_on_the_new_endpoints_still_end_in_the_truth(make_sandbox, faults) -> None:
+    box = make_sandbox(faults=faults)
+    config = config_for(box, TODAY - timedelta(days=20), TODAY, window_days=7, num_workers=2)
+    result = run_cli("read", config, catalog(*NEW_STREAMS), timeout=300)
+    assert result.returncode == 0 and result.errors == []
+    start = day(config["start_date"])
+    assert_equals(result, "agentDaily", agent_truth(box, start, TODAY))
+    assert_equals(result, "concurrency", concurrency_truth(box, start, TODAY, "hour"))
+    assert_equals(result, "billingDaily", billing_truth(box, start, TODAY))
+
+
+@pytest.mark.parametrize("stream", NEW_STREAMS)
+def test_a_body_of_the_wrong_shape_is_a_system_error_naming_the_endpoint(make_sandbox, stream) -> None:
+    box = make_sandbox(faults=Faults(wrong_shape=True))
+    result = run_cli("read", config_for(box, TODAY - timedelta(days=3), TODAY), catalog(stream))
+    assert result.returncode == 1
+    errors = [e for e in result.errors if e.get("internal_message") != "Concurrent read failure"]
+    assert errors and {e["failure_type"] for e in errors} == {"system_error"}
+    path = {"agentDaily": AGENTS_PATH, "concurrency": CONCURRENCY_PATH, "billingDaily": BILLING_PATH}[stream]
+    assert all(f"{box.url.removesuffix('/api')}{path} with a body" in e["message"] for e in errors)
+    assert result.records(stream) == []
