@@ -55,6 +55,7 @@ CONFIG_KEYS = (
     "search",
     "time_of_day_start",
     "time_of_day_end",
+    "concurrency_bucket",
     "api_url",
 )
 

@@ -37,8 +37,8 @@ PACKAGE_DIR = ROOT / "source_ultravox_usage"
 MANIFEST_PATH = PACKAGE_DIR / "manifest.yaml"
 
 CONSOLE_SCRIPT = "source-ultravox-usage"
-VERSION = "0.2.0"
-STREAMS = ("allTime", "daily", "hourly")
+VERSION = "0.3.0"
+STREAMS = ("allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily")
 # 8 alphanumerics, a dot, 32 alphanumerics: the shape of a real Ultravox API key.
 KEY_SHAPE = re.compile(rb"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
 PINNED_PYTHON_BASE = re.compile(
@@ -218,7 +218,7 @@ def test_version_is_the_same_everywhere() -> None:
 def test_changelog_rows_are_well_formed_and_newest_first() -> None:
     rows = changelog_rows()
     assert rows, "the changelog table has no rows"
-    assert [row[0] for row in rows] == [VERSION, "0.1.0"]
+    assert [row[0] for row in rows] == [VERSION, "0.2.0", "0.1.0"]
     assert rows[0][1:3] == ["2026-11-25", ""] and rows[0][3]
     assert rows[-1] == ["0.1.0", "2026-11-25", "", "Initial release"]
     versions = [tuple(int(part) for part in row[0].split(".")) for row in rows]
@@ -389,7 +389,7 @@ def test_the_image_install_runs_its_entrypoint(tmp_path: Path) -> None:
     properties = messages["SPEC"][0]["spec"]["connectionSpecification"]["properties"]
     assert list(properties) == list(CONFIG_KEYS)
     streams = messages["CATALOG"][0]["catalog"]["streams"]
-    assert sorted(stream["name"] for stream in streams) == ["allTime", "daily", "hourly"]
+    assert sorted(stream["name"] for stream in streams) == sorted(STREAMS)
     assert all(stream["json_schema"]["properties"] for stream in streams)
     # Each stream's schema is the manifest's, loaded from the installed manifest.yaml.
     for stream in streams:
