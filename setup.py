@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 setup(
     name="source-ultravox-usage",
     version="0.3.0",
-    description="Airbyte source for Ultravox usage: calls per day and hour, per agent, concurrency, the bill.",
+    description="Airbyte source for Ultravox usage: calls per day and hour and per agent, concurrency, bill.",
     author="source-ultravox-usage developers",
     license="MIT",
     python_requires=">=3.11,<3.14",
