@@ -218,12 +218,13 @@ def _record_lines(output: EntrypointOutput) -> list[dict[str, Any]]:
     ]
 
 
-STREAM_ORDER = {"allTime": 0, "daily": 1, "hourly": 2}
+STREAM_ORDER = {"allTime": 0, "daily": 1, "hourly": 2, "agentDaily": 3, "concurrency": 4, "billingDaily": 5}
 
 
-def _sort_key(line: dict[str, Any]) -> tuple[int, str, int]:
+def _sort_key(line: dict[str, Any]) -> tuple[int, str, int, str]:
     data = line["data"]
-    return STREAM_ORDER[line["stream"]], data.get("date", ""), data.get("hour", -1)
+    moment = data.get("date") or data.get("timestamp", "")
+    return STREAM_ORDER[line["stream"]], moment, data.get("hour", -1), data.get("agentId", "")
 
 
 def test_expected_records(suite_sandbox: Sandbox) -> None:
@@ -236,11 +237,16 @@ def test_expected_records(suite_sandbox: Sandbox) -> None:
     by_stream: dict[str, list[dict[str, Any]]] = {}
     for line in expected:
         by_stream.setdefault(line["stream"], []).append(line["data"])
-    assert sorted(by_stream) == ["allTime", "daily", "hourly"]
+    assert sorted(by_stream) == sorted(STREAM_ORDER)
     days = {d["date"]: d["totalCount"] for d in by_stream["daily"]}
     assert sorted(days) == [f"2025-02-{n}" for n in range(24, 29)] + ["2025-03-01", "2025-03-02"]
     for day, total in days.items():
         assert sum(h["totalCount"] for h in by_stream["hourly"] if h["date"] == day) == total, day
+        # Calls created without an agent are in no agent's rows.
+        assert sum(a["calls"] for a in by_stream["agentDaily"] if a["date"] == day) <= total, day
+    assert sorted(b["date"] for b in by_stream["billingDaily"]) == sorted(days)
+    hours = sorted(c["timestamp"] for c in by_stream["concurrency"])
+    assert hours[0] == "2025-02-24T00:00:00Z" and hours[-1] == "2025-03-02T23:00:00Z" and len(hours) == 7 * 24
     assert by_stream["allTime"] == [
         {
             **by_stream["allTime"][0],
@@ -255,13 +261,14 @@ def test_expected_records(suite_sandbox: Sandbox) -> None:
 
 
 def test_abnormal_state_reads_nothing_and_keeps_it(suite_sandbox: Sandbox) -> None:
-    """With cursors far in the future, daily and hourly request and read nothing, and keep their state."""
+    """With cursors far in the future, the incremental streams request and read nothing, and keep their
+    state."""
     abnormal = _load_json(ABNORMAL_STATE)
     suite_sandbox.clear_log()
     output = _read(suite_sandbox, state=abnormal)
     streams = [line["stream"] for line in _record_lines(output)]
     assert streams == ["allTime"], streams
-    # allTime's one request, for the configured range; no window of daily or hourly.
+    # allTime's one request, for the configured range; no window of an incremental stream.
     assert [(r.query.get("fromDate"), r.query.get("toDate")) for r in suite_sandbox.requests] == [
         (["2025-02-24"], ["2025-03-02"])
     ]
