@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ pytestmark = [
 CONNECTOR_NAME = "source-ultravox-usage"
 START = "2024-11-20"
 END = "2025-03-04"
-STREAMS = ["allTime", "daily", "hourly"]
+CALL_STREAMS = ["allTime", "daily", "hourly"]
+STREAMS = [*CALL_STREAMS, "agentDaily", "concurrency", "billingDaily"]
 COUNT_COLUMNS = ("totalcount", "errorcount", "joinedcount")
 NUMERIC_COLUMNS = ("durationseconds", "billedminutes")
 # PyAirbyte lower-cases table and column names (allTime -> alltime, billedMinutes -> billedminutes).
@@ -41,17 +42,56 @@ EXPECTED_COLUMNS = {
     "daily": ["date", *COUNT_COLUMNS, "duration", *NUMERIC_COLUMNS],
     "hourly": ["date", "hour", "hourstart", *COUNT_COLUMNS, "duration", *NUMERIC_COLUMNS],
 }
+NEW_COLUMNS = {
+    "agentdaily": {
+        "agentid": "VARCHAR",
+        "agentname": "VARCHAR",
+        "date": "DATE",
+        "calls": "BIGINT",
+        "billedminutes": "DECIMAL(38,9)",
+    },
+    "concurrency": {
+        "timestamp": "TIMESTAMP",
+        "bucket": "VARCHAR",
+        "maxtotalcalls": "BIGINT",
+        "maxjoinedcalls": "BIGINT",
+        "avgtotalcalls": "DECIMAL(38,9)",
+        "avgjoinedcalls": "DECIMAL(38,9)",
+    },
+    "billingdaily": {"date": "DATE", "minutes": "DECIMAL(38,9)", "sipminutes": "DECIMAL(38,9)"},
+}
+README = Path(__file__).resolve().parents[2] / "README.md"
 AIRBYTE_COLUMNS = ["_airbyte_raw_id", "_airbyte_extracted_at", "_airbyte_meta"]
 
 
-def make_source(executable: Path, sandbox: Sandbox, end: str = END) -> Any:
+def make_source(executable: Path, sandbox: Sandbox, end: str = END, streams: list[str] = STREAMS) -> Any:
     import airbyte as ab
 
     config = {"api_key": sandbox.api_key, "api_url": sandbox.url, "start_date": START, "end_date": end}
     source = ab.get_source(CONNECTOR_NAME, local_executable=executable, config=config)
     source.select_all_streams()
     assert sorted(source.get_selected_streams()) == sorted(STREAMS)
+    source.select_streams(streams)
     return source
+
+
+def new_stream_truth(sandbox: Sandbox, end: str = END) -> dict[str, list[dict[str, Any]]]:
+    """What agentDaily, concurrency (hourly buckets) and billingDaily hold for START..end."""
+    agents = sandbox.agent_usage_truth({"fromDate": [START], "toDate": [end]})
+    buckets = sandbox.concurrency_truth(
+        {"bucket": ["hour"], "start": [f"{START}T00:00:00Z"], "end": [f"{end}T23:59:59Z"]}
+    )
+    bill, first = [], date.fromisoformat(START)
+    while first <= date.fromisoformat(end):  # at most 90 days a request
+        last = min(first + timedelta(days=89), date.fromisoformat(end))
+        query_ = {"fromDate": [first.isoformat()], "toDate": [(last + timedelta(days=1)).isoformat()]}
+        bill += sandbox.billing_truth(query_)["dailyUsage"]
+        first = last + timedelta(days=1)
+    return {
+        "agentDaily": [{**row, **a["agent"]} for a in agents for row in a["usage"]],
+        "concurrency": buckets["timeSeries"],
+        "billingDaily": bill,
+    }
 
 
 def query(cache: Any, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -145,7 +185,10 @@ def test_column_types_a_warehouse_gets(
         time.tzset()
 
     expected = truth(sandbox)
-    assert result.processed_records == 1 + len(expected["daily"]) + len(expected["hourly"])
+    more = new_stream_truth(sandbox)
+    assert result.processed_records == 1 + len(expected["daily"]) + len(expected["hourly"]) + sum(
+        len(rows) for rows in more.values()
+    )
     assert len(expected["daily"]) == (date.fromisoformat(END) - date.fromisoformat(START)).days + 1
 
     types = {table: column_types(duckdb_cache, table) for table in EXPECTED_COLUMNS}
@@ -181,11 +224,47 @@ def test_column_types_a_warehouse_gets(
     assert_unique_keys(duckdb_cache)
     assert_equals_ground_truth(duckdb_cache, sandbox)
 
+    for table, columns in NEW_COLUMNS.items():
+        assert column_types(duckdb_cache, table) == {**columns, **dict.fromkeys(AIRBYTE_COLUMNS, ANY)}, table
+    (stamp,) = query(
+        duckdb_cache, 'SELECT min("timestamp") AS t, max("timestamp") AS last FROM main.concurrency'
+    )
+    assert stamp["t"].replace(tzinfo=None) == datetime(2024, 11, 20, 0, 0)  # UTC, not shifted by TZ
+    assert stamp["last"].replace(tzinfo=None) == datetime(2025, 3, 4, 15, 0)
+    rows = query(duckdb_cache, "SELECT agentid, date, calls, billedminutes FROM main.agentdaily")
+    assert {
+        (r["agentid"], r["date"]): (r["calls"], Decimal(r["billedminutes"]).normalize()) for r in rows
+    } == {
+        (t["agentId"], date.fromisoformat(t["date"])): (
+            t["calls"],
+            Decimal(str(t["billedMinutes"])).normalize(),
+        )
+        for t in more["agentDaily"]
+    }
+    rows = query(duckdb_cache, "SELECT date, minutes, sipminutes FROM main.billingdaily")
+    assert {
+        r["date"]: (Decimal(r["minutes"]).normalize(), Decimal(r["sipminutes"]).normalize()) for r in rows
+    } == {
+        date.fromisoformat(t["date"]): (
+            Decimal(str(t["minutes"])).normalize(),
+            Decimal(str(t["sipMinutes"])).normalize(),
+        )
+        for t in more["billingDaily"]
+    }
+
+
+class _Any:
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+ANY = _Any()
+
 
 def test_incremental_read_merges_on_primary_keys(
     sandbox: Sandbox, connector_executable: Path, duckdb_cache: Any
 ) -> None:
-    source = make_source(connector_executable, sandbox)
+    source = make_source(connector_executable, sandbox, streams=CALL_STREAMS)
     first = source.read(cache=duckdb_cache)
     assert first.processed_records > 2000
     partial_day = warehouse_daily(duckdb_cache)[date(2025, 3, 4)]
@@ -220,3 +299,63 @@ def test_incremental_read_merges_on_primary_keys(
     source.read(cache=duckdb_cache)
     assert_unique_keys(duckdb_cache)
     assert normalized(warehouse_hourly(duckdb_cache)) == before
+
+
+def readme_queries() -> dict[str, str]:
+    """The README's SQL blocks under "Three questions, in SQL", by the sentence that introduces each."""
+    text = README.read_text()
+    section = text.split("### Three questions, in SQL", 1)[1].split("\n## ", 1)[0]
+    found, intro = {}, None
+    for block in section.split("```"):
+        if block.startswith("sql\n"):
+            found[intro] = block.removeprefix("sql\n")
+        else:
+            intro = block.strip().splitlines()[-1] if block.strip() else intro
+    return found
+
+
+def test_the_readme_sql_answers_the_three_questions(connector_executable: Path, duckdb_cache: Any) -> None:
+    """A busy account (a few calls at once, so some days reach the cap of 5), synced into DuckDB,
+    and the README's queries run as a user would run them: each answers its question exactly as the
+    sandbox's truth says."""
+    with Sandbox(
+        seed=11, history_start=date(2024, 11, 20), now=datetime.fromisoformat("2025-03-04T15:55:00+00:00"),
+        calls_per_day=400,
+    ) as box:  # fmt: skip
+        make_source(connector_executable, box).read(cache=duckdb_cache)
+        more = new_stream_truth(box)
+        daily = {row["date"]: row for row in truth(box)["daily"]}
+    queries = readme_queries()
+    assert len(queries) == 3, list(queries)
+    per_agent, cap_days, billed = (query(duckdb_cache, sql) for sql in queries.values())
+
+    weeks: dict[tuple[date, str], list] = {}
+    for row in more["agentDaily"]:
+        day = date.fromisoformat(row["date"])
+        key = (day - timedelta(days=day.weekday()), row["name"])
+        weeks.setdefault(key, [0, Decimal(0)])
+        weeks[key][0] += row["calls"]
+        weeks[key][1] += Decimal(str(row["billedMinutes"]))
+    assert {
+        (r["week"], r["agentname"]): [r["calls"], Decimal(r["billed_minutes"]).normalize()] for r in per_agent
+    } == {key: [calls, minutes.normalize()] for key, (calls, minutes) in weeks.items()}
+
+    peaks: dict[date, int] = {}
+    for point in more["concurrency"]:
+        day = date.fromisoformat(point["timestamp"][:10])
+        peaks[day] = max(peaks.get(day, 0), point["maxTotalCalls"])
+    expected_cap_days = sorted((day, peak) for day, peak in peaks.items() if peak >= 5)
+    assert expected_cap_days, "the busy sandbox never reached the cap: the query is not tested"
+    assert [(r["day"], r["peak_calls"]) for r in cap_days] == expected_cap_days
+
+    assert [r["date"] for r in billed] == sorted(date.fromisoformat(r["date"]) for r in more["billingDaily"])
+    for row in billed:
+        bill = next(b for b in more["billingDaily"] if b["date"] == row["date"].isoformat())
+        calls = daily[row["date"].isoformat()]
+        assert Decimal(row["billed_minutes"]).normalize() == Decimal(str(bill["minutes"])).normalize()
+        assert Decimal(row["sip_minutes"]).normalize() == Decimal(str(bill["sipMinutes"])).normalize()
+        used = Decimal(calls["duration"].removesuffix("s")) / 60
+        # A DECIMAL divided by an integer is a DOUBLE in DuckDB: compare its decimal text.
+        assert Decimal(str(row["used_minutes"])) == used.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), (
+            row
+        )
