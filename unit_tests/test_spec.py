@@ -70,7 +70,16 @@ def test_defaults_are_the_issue_defaults(properties):
     assert "default" not in properties["end_date"]
     window = properties["window_days"]
     assert isinstance(window["default"], int) and 1 <= window["default"] <= 366
-    for name in ISSUE_FIELDS - {"start_date", "lookback_days", "api_url", "window_days"}:
+    # Issue 10: the concurrency stream's bucket size.
+    assert properties["concurrency_bucket"]["default"] == "hour"
+    assert properties["concurrency_bucket"]["enum"] == ["minute", "5min", "hour", "day"]
+    for name in ISSUE_FIELDS - {
+        "start_date",
+        "lookback_days",
+        "api_url",
+        "window_days",
+        "concurrency_bucket",
+    }:
         assert "default" not in properties[name], name
 
 

@@ -279,18 +279,24 @@ def test_bad_hourly_bucket_fails_quoting_the_value(api, row, field, shown):
     assert f"{field} is {shown}" in message
 
 
-def test_discover_lists_the_three_streams(api):
+def test_discover_lists_the_six_streams(api):
     output = run_discover(make_config())
     streams = {s.name: s for s in output.catalog.catalog.streams}
-    assert set(streams) == {"allTime", "daily", "hourly"}
+    assert set(streams) == {"allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"}
     assert [m.value for m in streams["allTime"].supported_sync_modes] == ["full_refresh"]
-    for name in ("daily", "hourly"):
+    for name in set(streams) - {"allTime"}:
         assert sorted(m.value for m in streams[name].supported_sync_modes) == ["full_refresh", "incremental"]
         assert streams[name].source_defined_cursor is True
     assert streams["daily"].default_cursor_field == ["date"]
     assert streams["daily"].source_defined_primary_key == [["date"]]
     assert streams["hourly"].default_cursor_field == ["hourStart"]
     assert streams["hourly"].source_defined_primary_key == [["date"], ["hour"]]
+    assert streams["agentDaily"].default_cursor_field == ["date"]
+    assert streams["agentDaily"].source_defined_primary_key == [["agentId"], ["date"]]
+    assert streams["concurrency"].default_cursor_field == ["timestamp"]
+    assert streams["concurrency"].source_defined_primary_key == [["timestamp"], ["bucket"]]
+    assert streams["billingDaily"].default_cursor_field == ["date"]
+    assert streams["billingDaily"].source_defined_primary_key == [["date"]]
     assert api.call_count == 0
     hour_start = streams["hourly"].json_schema["properties"]["hourStart"]
     assert hour_start["format"] == "date-time"
