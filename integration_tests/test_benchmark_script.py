@@ -1,10 +1,12 @@
-"""scripts/benchmark.py in its quick mode: the table has a row per history length and client, both
-clients print the same records, and the request counts are exactly 2 * ceil(N / window_days) + 1
-(each window once for daily and once for hourly, the whole range once for allTime)."""
+"""scripts/benchmark.py in its quick mode over the six streams: the table has a row per history
+length and client, both clients print the same records, and each endpoint receives exactly its
+requests: 2 * ceil(N / window_days) + 1 on /accounts/me/usage/calls (each window once for daily and
+once for hourly, the whole range once for allTime), ceil(N / window_days) on /agents/usage and
+/accounts/me/usage/concurrency, ceil(N / min(window_days, 90)) on /accounts/me/billing/usage; the
+scheduled sync after it one request per stream."""
 
 from __future__ import annotations
 
-import math
 import re
 import subprocess
 import sys
@@ -15,45 +17,93 @@ SCRIPT = ROOT / "scripts" / "benchmark.py"
 ROW = re.compile(
     r"^\| (\d+) \| (connector|minimal) \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|"
 )
+ENDPOINT_ROW = re.compile(r"^\| (\d+) \| (/[a-z/]+) \| (\d+) \| ([\d/]+) \| ([\d/]+) \| ([^|]+) \|$")
+CALLS, AGENTS = "/accounts/me/usage/calls", "/agents/usage"
+CONCURRENCY, BILLING = "/accounts/me/usage/concurrency", "/accounts/me/billing/usage"
+MAIN_HEADER = "| days | client | requests | wall s | records | records/s | peak RSS MB | ratio |"
+ENDPOINT_HEADER = "| days | endpoint | expected | connector | minimal | records per stream |"
+
+# window_days 91, above billing's 90-day cap. 3 days: one window covering the whole range, so the
+# three /usage/calls requests are alike. 181 days: two windows (91 + 90) on the call, agent and
+# concurrency endpoints, three billing windows (90 + 90 + 1).
+DAYS, WINDOW = (3, 181), 91
+EXPECTED = {
+    3: {CALLS: 3, AGENTS: 1, CONCURRENCY: 1, BILLING: 1},
+    181: {CALLS: 5, AGENTS: 2, CONCURRENCY: 2, BILLING: 3},
+}
 
 
-def test_quick_benchmark_prints_exact_request_counts() -> None:
-    # One window short of the range, and three windows with a short last one.
-    days, window = (3, 10), 4
+def table(lines: list[str], header: str) -> list[str]:
+    """The rows of the Markdown table under `header`, up to the blank line ending it."""
+    assert header in lines, "\n".join(lines)
+    rows = []
+    for line in lines[lines.index(header) + 2 :]:
+        if not line.strip():
+            break
+        rows.append(line)
+    return rows
+
+
+def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--days", *map(str, days), "--window-days", str(window)]
+        [sys.executable, str(SCRIPT), "--quick", "--days", *map(str, DAYS), "--window-days", str(WINDOW)]
         + ["--num-workers", "2", "--latency", "0.01", "--repeats", "1", "--spec-runs", "1"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    header = "| days | client | requests | wall s | records | records/s | peak RSS MB | ratio |"
     lines = proc.stdout.splitlines()
-    assert header in lines, proc.stdout
+
     rows = {}
-    for line in lines[lines.index(header) + 2 :]:
-        if not line.strip():
-            break  # the end of the main table
+    for line in table(lines, MAIN_HEADER):
         match = ROW.match(line)
         assert match, line
         rows[(int(match[1]), match[2])] = [cell.strip() for cell in match.groups()[2:]]
-    assert set(rows) == {(n, client) for n in days for client in ("connector", "minimal")}, proc.stdout
+    assert set(rows) == {(n, client) for n in DAYS for client in ("connector", "minimal")}, proc.stdout
 
-    for n in days:
-        expected = 2 * math.ceil(n / window) + 1
+    per_endpoint: dict[int, dict[str, tuple[str, str, str, dict[str, int]]]] = {}
+    for line in table(lines, ENDPOINT_HEADER):
+        match = ENDPOINT_ROW.match(line)
+        assert match, line
+        records = {name: int(count) for name, count in (pair.split() for pair in match[6].split(", "))}
+        per_endpoint.setdefault(int(match[1]), {})[match[2]] = (match[3], match[4], match[5], records)
+
+    for n in DAYS:
+        assert list(per_endpoint[n]) == [CALLS, AGENTS, CONCURRENCY, BILLING], per_endpoint[n]
+        for endpoint, count in EXPECTED[n].items():
+            expected, connector, minimal, _ = per_endpoint[n][endpoint]
+            assert expected == connector == minimal == str(count), (n, endpoint, per_endpoint[n][endpoint])
+        total = sum(EXPECTED[n].values())
         connector, minimal = rows[(n, "connector")], rows[(n, "minimal")]
-        assert connector[0] == minimal[0] == str(expected), (n, connector, minimal)
-        assert connector[2] == minimal[2], "both clients print the same records"
-        # allTime once, one daily per day, and every hour up to the sandbox clock's 15:55 today.
-        assert int(connector[2]) == 1 + n + 24 * (n - 1) + 16
+        assert connector[0] == minimal[0] == str(total), (n, connector, minimal)
+
+        records = {k: v for row in per_endpoint[n].values() for k, v in row[3].items()}
+        assert set(records) == {"allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"}
+        hours = 24 * (n - 1) + 16  # every hour up to the sandbox clock's 15:55 today
+        assert records["allTime"] == 1
+        assert records["daily"] == records["billingDaily"] == n
+        assert records["hourly"] == records["concurrency"] == hours
+        assert records["agentDaily"] > 0
+        assert connector[2] == minimal[2] == str(sum(records.values())), "both clients print the same records"
         for row in (connector, minimal):
             assert float(row[1]) > 0 and float(row[4]) > 0
 
-    assert re.search(r"^- PASS: requests = 2 \* ceil\(N / window_days\) \+ 1", proc.stdout, re.M), proc.stdout
+    for endpoint, formula in (
+        (CALLS, r"2 \* ceil\(N / window_days\) \+ 1 \(daily, hourly, allTime\)"),
+        (AGENTS, r"ceil\(N / window_days\)"),
+        (CONCURRENCY, r"ceil\(N / window_days\)"),
+        (BILLING, r"ceil\(N / min\(window_days, 90\)\)"),
+    ):
+        target = rf"^- PASS: {endpoint}: requests = {formula} in every full sync"
+        assert re.search(target, proc.stdout, re.M), (endpoint, proc.stdout)
+    scheduled = re.search(r"^Scheduled sync: .* requests (.+) \((\d+) in all\)\.$", proc.stdout, re.M)
+    assert scheduled, proc.stdout
+    assert scheduled[1] == f"{CALLS} 3, {AGENTS} 1, {CONCURRENCY} 1, {BILLING} 1" and scheduled[2] == "6"
+    assert re.search(r"^- PASS: scheduled sync: requests as for N = 3 days", proc.stdout, re.M), proc.stdout
     assert re.search(
-        r"^- (PASS|FAIL): connector peak RSS at 10 days within 30 MB of 3 days", proc.stdout, re.M
+        r"^- (PASS|FAIL): connector peak RSS at 181 days within 30 MB of 3 days", proc.stdout, re.M
     )
     assert "`source-ultravox-usage spec`" in proc.stdout
     assert re.search(r"^Machine: CPU .+; cores \d+", proc.stdout, re.M)

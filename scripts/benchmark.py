@@ -1,28 +1,48 @@
-"""The benchmark of issue 5: the connector against a minimal hand-written client, side by side.
+"""The benchmark of issues 5 and 10: the connector against a minimal hand-written client, side by
+side, over all six streams, with the requests each endpoint receives.
 
     .venv/bin/python scripts/benchmark.py                 # 30, 365 and 1095 days, 3 repeats
     .venv/bin/python scripts/benchmark.py --quick         # 10 days, 1 repeat, 10 ms latency
     .venv/bin/python scripts/benchmark.py --window-days 15 --num-workers 5 --strict
 
-A sandbox of the Ultravox usage endpoint runs in this process (a thread) with a fixed clock and a
-fixed per-request latency. For every history length N (start_date = end_date - N + 1, end_date =
-the sandbox's today) it runs, as subprocesses of this one:
+A sandbox of the Ultravox API (its four endpoints) runs in this process (a thread) with a fixed
+clock and a fixed per-request latency. For every history length N (start_date = end_date - N + 1,
+end_date = the sandbox's today) it runs, as subprocesses of this one:
 
-- the connector: `source-ultravox-usage read` with a full catalog (allTime, daily and hourly,
-  incremental), and the connector's own defaults unless --window-days / --num-workers are given;
+- the connector: `source-ultravox-usage read` with a full catalog of the six streams (allTime
+  full refresh, the other five incremental), and the connector's own defaults unless
+  --window-days / --num-workers are given;
 - a minimal client (this script with --minimal-client) that sends exactly the requests the
   connector sent, taken from the sandbox's log, one after another with plain `requests`, and prints
-  the same Airbyte RECORD lines: the floor without the CDK. Like the connector, it asks for each
-  window twice, once for daily (printing its daily elements) and once for hourly (its hourly
-  elements), and for the whole range once, for allTime.
+  the same Airbyte RECORD lines with the same derived fields: the floor without the CDK. Like the
+  connector, it asks /accounts/me/usage/calls for each window twice, once for daily and once for
+  hourly, and for the whole range once, for allTime; each other endpoint serves one stream
+  (agentDaily, concurrency, billingDaily).
 
-Measured per run: requests sent (the sandbox log, cleared between runs), wall time (launch to exit),
-records, records per second, and peak RSS of the child (ru_maxrss from `os.wait4`, in a tiny
-launcher process: see LAUNCHER). Also the start-up time of `source-ultravox-usage spec` and of
-`python -c "import requests"`, and where each run's time goes (start-up, requests, after the last).
+Both clients must print, per stream, the same number of records with the same data (compared as
+multisets, in any order); otherwise the benchmark fails.
 
-It prints Markdown tables, the machine, and PASS/FAIL for the issue's targets; it exits 0 whatever
-the targets say unless --strict, and 2 when a run itself fails (a crash, records that differ).
+Measured per run: requests sent, in all and per endpoint (the sandbox log, cleared between runs),
+wall time (launch to exit), records, records per second, and peak RSS of the child (ru_maxrss from
+`os.wait4`, in a tiny launcher process: see LAUNCHER). Also, once, the connector's next scheduled
+sync, from the longest full sync's state; the start-up time of `source-ultravox-usage spec` and of
+`python -c "import requests"`; and where each run's time goes (start-up, requests, after the last).
+
+Targets: each endpoint gets exactly its share of requests in every full sync of N days,
+2 * ceil(N / window_days) + 1 on /accounts/me/usage/calls (daily, hourly, allTime),
+ceil(N / window_days) on /agents/usage and /accounts/me/usage/concurrency, and
+ceil(N / min(window_days, 90)) on /accounts/me/billing/usage; the scheduled sync sends one request
+per stream (as for N = lookback_days + 1); the connector is no slower than the minimal client from
+365 days up; its peak RSS grows by at most 30 MB from the shortest history to the longest.
+
+Changed for issue 10 (six streams instead of allTime, daily and hourly): the catalog, the minimal
+client's streams, the record check (data, not just counts), the per-endpoint request table and
+targets (the single total-requests target is gone; the main table's requests column is the total),
+and the scheduled sync. Time and memory figures are therefore not comparable with earlier runs,
+which synced three streams.
+
+It prints Markdown tables, the machine, and PASS/FAIL for the targets; it exits 0 whatever the
+targets say unless --strict, and 2 when a run itself fails (a crash, records that differ).
 """
 
 from __future__ import annotations
@@ -37,21 +57,28 @@ from pathlib import Path
 
 def minimal_client(plan_path: str) -> None:
     """The floor: the connector's requests, in order, with plain requests; one RECORD per element
-    of the stream each request is for (allTime, daily or hourly), as the connector prints them.
+    of the stream each request is for, as the connector prints them.
 
-    It adds the same derived fields as the connector (durationSeconds, hourStart, allTime's range)
-    so both print the same records. Kept to what such a client needs: nothing else is imported."""
+    It derives the same fields as the connector (durationSeconds, hourStart, allTime's range, the
+    agent on each agentDaily day, concurrency's UTC timestamp and bucket) so both print the same
+    records. Kept to what such a client needs: nothing else is imported."""
+    from datetime import UTC, datetime
+
     import requests
 
     plan = json.loads(Path(plan_path).read_text())
     out = sys.stdout
     session = requests.Session()
     headers = {"X-API-Key": plan["api_key"]}
+    bucket = plan["concurrency_bucket"]
 
     def emit(stream: str, data: dict) -> None:
-        data["durationSeconds"] = float(data["duration"][:-1])
         message = {"stream": stream, "data": data, "emitted_at": int(time.time() * 1000)}
         out.write(json.dumps({"type": "RECORD", "record": message}) + "\n")
+
+    def seconds(data: dict) -> dict:
+        data["durationSeconds"] = float(data["duration"][:-1])
+        return data
 
     for request in plan["requests"]:
         response = session.get(plan["base"] + request["path"], params=request["params"], headers=headers)
@@ -59,14 +86,29 @@ def minimal_client(plan_path: str) -> None:
         body = response.json()
         stream = request["stream"]
         if stream == "allTime":
-            emit("allTime", {**body["allTime"], "fromDate": plan["start_date"], "toDate": plan["end_date"]})
+            totals = seconds(body["allTime"])
+            emit(stream, {**totals, "fromDate": plan["start_date"], "toDate": plan["end_date"]})
         elif stream == "daily":
             for day in body["daily"]:
-                emit("daily", day)
-        else:
+                emit(stream, seconds(day))
+        elif stream == "hourly":
             for hour in body["hourly"]:
                 hour["hourStart"] = f"{hour['date']}T{hour['hour']:02d}:00:00Z"
-                emit("hourly", hour)
+                emit(stream, seconds(hour))
+        elif stream == "agentDaily":
+            for entry in body:
+                agent = entry["agent"]
+                for day in entry["usage"]:
+                    emit(stream, {**day, "agentId": agent["agentId"], "agentName": agent["name"]})
+        elif stream == "concurrency":
+            for point in body["timeSeries"]:
+                when = datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00"))
+                point["timestamp"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                point["bucket"] = bucket
+                emit(stream, point)
+        else:
+            for day in body["dailyUsage"]:
+                emit(stream, day)
     out.flush()
 
 
@@ -80,6 +122,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--minimal-client"]:
 import argparse  # noqa: E402
 import ast  # noqa: E402
 import datetime as dt  # noqa: E402
+import hashlib  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -92,8 +135,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from integration_tests.cli import configured_catalog  # noqa: E402
-from ultravox_sandbox import Faults, Sandbox  # noqa: E402
+from integration_tests.cli import STREAMS, configured_catalog  # noqa: E402
+from ultravox_sandbox import (  # noqa: E402
+    AGENT_USAGE_PATH,
+    BILLING_USAGE_PATH,
+    CONCURRENCY_PATH,
+    MAX_BILLING_DAYS,
+    USAGE_PATH,
+    Faults,
+    Sandbox,
+)
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("source-ultravox-usage")
 # A fixed clock: the sandbox's "now" (and so its today, the config's end_date) never moves.
@@ -102,6 +153,32 @@ DEFAULT_DAYS = (30, 365, 1095)
 QUICK_DAYS = (10,)
 WALL_TARGET_FROM_DAYS = 365
 RSS_TARGET_MB = 30.0
+# Each endpoint and the streams that read it, in the order the tables list them.
+ENDPOINTS = {
+    USAGE_PATH: ("allTime", "daily", "hourly"),
+    AGENT_USAGE_PATH: ("agentDaily",),
+    CONCURRENCY_PATH: ("concurrency",),
+    BILLING_USAGE_PATH: ("billingDaily",),
+}
+STREAM_OF_ENDPOINT = {path: streams[0] for path, streams in ENDPOINTS.items() if len(streams) == 1}
+
+
+def endpoint_name(path: str) -> str:
+    """The path as the API documents it, without the base URL's /api."""
+    return path.removeprefix("/api")
+
+
+def expected_requests(days: int, window_days: int) -> dict[str, int]:
+    """Requests per endpoint of a sync reading `days` days: each windowed stream reads every window
+    once (daily and hourly both on /usage/calls), billing in windows of at most 90 days, and allTime
+    the whole range once."""
+    windows = math.ceil(days / window_days)
+    return {
+        USAGE_PATH: 2 * windows + 1,
+        AGENT_USAGE_PATH: windows,
+        CONCURRENCY_PATH: windows,
+        BILLING_USAGE_PATH: math.ceil(days / min(window_days, MAX_BILLING_DAYS)),
+    }
 
 
 @dataclass
@@ -112,9 +189,16 @@ class Run:
     rss_mb: float
     cpu_s: float
     records: Counter
+    digests: dict[str, int]  # per stream, an order-free digest of its records' data (record_digest)
+    states: list  # the last STATE message of each stream, as a state file holds them
     requests: list  # the sandbox's LoggedRequest entries of this run, in start order
     launched: float
     exited: float
+
+    @property
+    def endpoint_counts(self) -> dict[str, int]:
+        counts = Counter(r.path for r in self.requests)
+        return {path: counts[path] for path in ENDPOINTS}
 
     @property
     def record_count(self) -> int:
@@ -163,6 +247,9 @@ class Measured:
     @property
     def request_counts(self) -> list[int]:
         return [len(run.requests) for run in self.runs]
+
+    def endpoint_counts(self, path: str) -> list[int]:
+        return [run.endpoint_counts[path] for run in self.runs]
 
     @property
     def records(self) -> int:
@@ -223,47 +310,76 @@ def run_child(argv: list[str], workdir: Path, name: str) -> ChildResult:
     return ChildResult(exited - launched, maxrss_kib / 1024, cpu, launched, exited, stdout_path)
 
 
-def count_records(stdout_path: Path) -> Counter:
+def record_digest(data: dict) -> int:
+    """A digest of one record's data, whatever its key order or number formatting; summed over a
+    stream's records (mod 2**128) it compares two clients' records as multisets, in any order."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=16).digest(), "big")
+
+
+def read_output(stdout_path: Path) -> tuple[Counter, dict[str, int], list]:
+    """Records per stream, their digests per stream, and the last state of each stream."""
     counts: Counter = Counter()
+    digests: dict[str, int] = {}
+    states: dict[str, dict] = {}
     with stdout_path.open() as lines:
         for line in lines:
             if line.startswith("{") and '"RECORD"' in line:
                 message = json.loads(line)
                 if message.get("type") == "RECORD":
-                    counts[message["record"]["stream"]] += 1
+                    stream = message["record"]["stream"]
+                    counts[stream] += 1
+                    digest = digests.get(stream, 0) + record_digest(message["record"]["data"])
+                    digests[stream] = digest % 2**128
+            elif line.startswith("{") and '"STATE"' in line:
+                message = json.loads(line)
+                state = message.get("state") or {}
+                if message.get("type") == "STATE" and state.get("type") == "STREAM":
+                    name = state["stream"]["stream_descriptor"]["name"]
+                    states[name] = {"type": "STREAM", "stream": state["stream"]}
             elif '"TRACE"' in line and '"ERROR"' in line:
                 raise BenchmarkError(f"{stdout_path.name} reported an error: {line[:2000]}")
-    return counts
+    return counts, digests, list(states.values())
 
 
-def run_connector(sandbox: Sandbox, days: int, config: dict, workdir: Path, tag: str) -> Run:
+def run_connector(
+    sandbox: Sandbox, days: int, config: dict, workdir: Path, tag: str, states: list | None = None
+) -> Run:
+    """A read of all six streams, incremental where they can be; from `states` if given."""
     config_path, catalog_path = workdir / f"config-{days}.json", workdir / "catalog.json"
     config_path.write_text(json.dumps(config))
-    catalog_path.write_text(json.dumps(configured_catalog()))
+    catalog_path.write_text(json.dumps(configured_catalog(STREAMS)))
+    argv = [str(CONSOLE_SCRIPT), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    if states is not None:
+        state_path = workdir / f"state-{tag}.json"
+        state_path.write_text(json.dumps(states))
+        argv += ["--state", str(state_path)]
     sandbox.clear_log()
-    child = run_child(
-        [str(CONSOLE_SCRIPT), "read", "--config", str(config_path), "--catalog", str(catalog_path)],
-        workdir,
-        f"connector-{tag}",
-    )
+    child = run_child(argv, workdir, f"connector-{tag}")
     return make_run(days, "connector", child, sandbox)
 
 
-def minimal_plan(sandbox: Sandbox, config: dict, logged: list) -> dict:
+def minimal_plan(sandbox: Sandbox, config: dict, logged: list, concurrency_bucket: str) -> dict:
     """The connector's requests for the minimal client, each with the stream it is for. The sandbox
-    log does not say which stream sent a request, but daily and hourly ask for the same windows and
-    allTime for the whole range: of the copies of one request, the first plays allTime if it is the
-    whole range (once), then one plays daily and one hourly. When one window covers the whole range
-    the three requests are alike, and any may play any part. A request beyond these parts (the
-    connector sent a window more often than once per stream) fails the benchmark."""
+    log does not say which stream sent a request. Each endpoint but /usage/calls serves one stream.
+    On /usage/calls, daily and hourly ask for the same windows and allTime for the whole range: of
+    the copies of one request, the first plays allTime if it is the whole range (once), then one
+    plays daily and one hourly. When one window covers the whole range the three requests are
+    alike, and any may play any part. A request beyond these parts (the connector sent a window
+    more often than once per stream) fails the benchmark."""
     whole_range = {"fromDate": [config["start_date"]], "toDate": [config["end_date"]]}
     all_time_left = 1
     parts: dict[tuple, list[str]] = {}
     requests = []
     for entry in logged:
         key = (entry.path, tuple(sorted((k, tuple(v)) for k, v in entry.query.items())))
-        whole = all(entry.query.get(name) == value for name, value in whole_range.items())
-        left = parts.setdefault(key, ["daily", "hourly"])
+        whole = entry.path == USAGE_PATH and all(
+            entry.query.get(name) == value for name, value in whole_range.items()
+        )
+        if entry.path not in ENDPOINTS:
+            raise BenchmarkError(f"the connector sent a request to an unknown endpoint: {entry!r}")
+        single = STREAM_OF_ENDPOINT.get(entry.path)
+        left = parts.setdefault(key, [single] if single else ["daily", "hourly"])
         if whole and all_time_left:
             stream, all_time_left = "allTime", 0
         elif left:
@@ -277,6 +393,7 @@ def minimal_plan(sandbox: Sandbox, config: dict, logged: list) -> dict:
         "api_key": sandbox.api_key,
         "start_date": config["start_date"],
         "end_date": config["end_date"],
+        "concurrency_bucket": concurrency_bucket,
         "requests": requests,
     }
 
@@ -295,26 +412,39 @@ def run_minimal(sandbox: Sandbox, days: int, plan: dict, workdir: Path, tag: str
 
 def make_run(days: int, client: str, child: ChildResult, sandbox: Sandbox) -> Run:
     logged = sorted(sandbox.requests, key=lambda r: r.started)
-    records = count_records(child.stdout)
+    records, digests, states = read_output(child.stdout)
     return Run(
-        days, client, child.wall_s, child.rss_mb, child.cpu_s, records, logged, child.launched, child.exited
+        days,
+        client,
+        child.wall_s,
+        child.rss_mb,
+        child.cpu_s,
+        records,
+        digests,
+        states,
+        logged,
+        child.launched,
+        child.exited,
     )
 
 
-def window_days_of(entry: Any) -> int:
-    """Days that one logged request covers (fromDate to toDate, both included)."""
+def days_covered(entry: Any) -> int:
+    """UTC days that one logged request covers: fromDate to toDate (toDate exclusive on billing),
+    or start to end (concurrency), both included."""
+    query = entry.query
     try:
-        first = dt.date.fromisoformat(entry.query["fromDate"][-1][:10])
-        last = dt.date.fromisoformat(entry.query["toDate"][-1][:10])
+        first = dt.date.fromisoformat((query.get("fromDate") or query["start"])[-1][:10])
+        last = dt.date.fromisoformat((query.get("toDate") or query["end"])[-1][:10])
     except (KeyError, ValueError):
         return 0
-    return (last - first).days + 1
+    return (last - first).days + (0 if entry.path == BILLING_USAGE_PATH else 1)
 
 
 def longest_window(entries: list) -> int:
-    """The most days one window request covered: the largest request but one, allTime's whole range."""
-    covered = sorted(map(window_days_of, entries))
-    return covered[-2] if len(covered) > 1 else 0
+    """The most days one window request covered on any endpoint, allTime's whole-range request (the
+    largest on /usage/calls) left out."""
+    calls = sorted(days_covered(e) for e in entries if e.path == USAGE_PATH)[:-1]
+    return max(calls + [days_covered(e) for e in entries if e.path != USAGE_PATH], default=0)
 
 
 def signature(entries: list) -> Counter:
@@ -407,6 +537,7 @@ def benchmark(args: argparse.Namespace) -> int:
         defaults = connector_defaults(workdir)
         window_days = args.window_days or defaults["window_days"]
         num_workers = args.num_workers or defaults["num_workers"]
+        lookback_days, bucket = defaults["lookback_days"], defaults["concurrency_bucket"]
         # connector_defaults ran spec once already: that was the warm-up.
         spec = time_command([str(CONSOLE_SCRIPT), "spec"], args.spec_runs, workdir, warm_up=False)
         imports = time_command([sys.executable, "-c", "import requests"], args.spec_runs, workdir)
@@ -417,6 +548,7 @@ def benchmark(args: argparse.Namespace) -> int:
         with Sandbox(history_start=history_start, now=NOW, faults=faults) as sandbox:
             plans: dict[int, dict] = {}
             planned: dict[int, Counter] = {}
+            scheduled: Run | None = None
             for repeat in range(args.repeats):
                 for days in days_list:
                     config = {
@@ -432,7 +564,7 @@ def benchmark(args: argparse.Namespace) -> int:
                     tag = f"{days}-{repeat}"
                     connector = run_connector(sandbox, days, config, workdir, tag)
                     if days not in plans:
-                        plans[days] = minimal_plan(sandbox, config, connector.requests)
+                        plans[days] = minimal_plan(sandbox, config, connector.requests, bucket)
                         planned[days] = signature(connector.requests)
                     minimal = run_minimal(sandbox, days, plans[days], workdir, tag)
                     if signature(minimal.requests) != planned[days]:
@@ -442,6 +574,15 @@ def benchmark(args: argparse.Namespace) -> int:
                             f"{days} days: records differ, connector {dict(connector.records)} "
                             f"vs minimal {dict(minimal.records)}"
                         )
+                    ours, theirs = connector.digests, minimal.digests
+                    differ = sorted(name for name in connector.records if ours[name] != theirs[name])
+                    if differ:
+                        raise BenchmarkError(f"{days} days: the clients' {', '.join(differ)} records differ")
+                    if scheduled is None and days == days_list[-1]:
+                        # The next scheduled sync, from this sync's state: each stream re-reads its
+                        # last lookback_days + 1 days (the clock stays put: the same windows).
+                        states = connector.states
+                        scheduled = run_connector(sandbox, days, config, workdir, "scheduled", states)
                     for run in (connector, minimal):
                         results.setdefault((days, run.client), Measured(days, run.client)).runs.append(run)
                     print(
@@ -451,7 +592,8 @@ def benchmark(args: argparse.Namespace) -> int:
                         flush=True,
                     )
 
-    failed = report(args, info, days_list, results, window_days, num_workers, spec, imports, bare)
+    settings = {"window_days": window_days, "num_workers": num_workers, "lookback_days": lookback_days}
+    failed = report(args, info, days_list, results, scheduled, settings, spec, imports, bare)
     return 1 if failed and args.strict else 0
 
 
@@ -460,18 +602,19 @@ def report(
     info: dict[str, str],
     days_list: list[int],
     results: dict[tuple[int, str], Measured],
-    window_days: int,
-    num_workers: int,
+    scheduled: Run,
+    settings: dict[str, int],
     spec: tuple[float, float],
     imports: tuple[float, float],
     bare: tuple[float, float],
 ) -> bool:
     """Print the tables and the targets; True when a target failed."""
-    print("# source-ultravox-usage benchmark (issue 5)\n")
+    window_days, lookback_days = settings["window_days"], settings["lookback_days"]
+    print("# source-ultravox-usage benchmark (issues 5 and 10)\n")
     print(
         f"Sandbox latency {args.latency * 1000:.0f} ms per request, fixed clock {NOW:%Y-%m-%d %H:%M} UTC, "
-        f"end_date {NOW.date()}; window_days {window_days}, num_workers {num_workers}; "
-        f"median of {args.repeats} run(s).\n"
+        f"end_date {NOW.date()}; all six streams; window_days {window_days}, "
+        f"num_workers {settings['num_workers']}; median of {args.repeats} run(s).\n"
     )
     print("| days | client | requests | wall s | records | records/s | peak RSS MB | ratio |")
     print("|---:|---|---:|---:|---:|---:|---:|---|")
@@ -491,6 +634,39 @@ def report(
                 f"{measured.records} | {measured.records / wall:,.0f} | {rss:.1f} | {ratio} |"
             )
     print()
+    print(
+        "requests: all endpoints (per endpoint below); records: all six streams, the same data from "
+        "both clients.\n"
+    )
+
+    print(
+        "Requests per endpoint in a full sync of N days (expected: 2 * ceil(N / window_days) + 1 on "
+        "/usage/calls,\nceil(N / window_days) on agents and concurrency, ceil(N / min(window_days, "
+        f"{MAX_BILLING_DAYS})) on billing), and records per stream:\n"
+    )
+    print("| days | endpoint | expected | connector | minimal | records per stream |")
+    print("|---:|---|---:|---:|---:|---|")
+    for days in days_list:
+        expected = expected_requests(days, window_days)
+        connector, minimal = results[(days, "connector")], results[(days, "minimal")]
+        records = connector.runs[0].records
+        for path, streams in ENDPOINTS.items():
+            sent = ["/".join(map(str, sorted(set(m.endpoint_counts(path))))) for m in (connector, minimal)]
+            per_stream = ", ".join(f"{stream} {records[stream]}" for stream in streams)
+            print(
+                f"| {days} | {endpoint_name(path)} | {expected[path]} | {sent[0]} | {sent[1]} | "
+                f"{per_stream} |"
+            )
+    print()
+    scheduled_days = min(days_list[-1], lookback_days + 1)
+    scheduled_expected = expected_requests(scheduled_days, window_days)
+    print(
+        f"Scheduled sync: the connector again right after the {days_list[-1]}-day sync, from its state "
+        f"(each stream re-reads lookback_days {lookback_days}): {scheduled.wall_s:.2f} s, "
+        f"{scheduled.record_count} records, requests "
+        + ", ".join(f"{endpoint_name(p)} {n}" for p, n in scheduled.endpoint_counts.items())
+        + f" ({len(scheduled.requests)} in all).\n"
+    )
     print(
         "Start-up (median of {}): `source-ultravox-usage spec` {:.2f} s, {:.0f} MB; "
         '`python -c "import requests"` {:.2f} s, {:.0f} MB; `python -c pass` {:.2f} s, {:.0f} MB '
@@ -517,8 +693,8 @@ def report(
     print()
     print("start-up: launch to the first request reaching the sandbox; requests: first request to the")
     print("last answer; after last: last answer to exit; in flight: the most requests the sandbox")
-    print("answered at once (any run); CPU: the child's user + system time; longest")
-    print("window: the most days one window request covered (allTime's whole-range request left out).\n")
+    print("answered at once (any run); CPU: the child's user + system time; longest window: the most")
+    print("days one window request covered on any endpoint (allTime's whole-range request left out).\n")
 
     print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
 
@@ -530,15 +706,32 @@ def report(
         failed = failed or ok is False
         print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
 
-    # Each window once for daily and once for hourly, and the whole range once for allTime.
-    expected = {days: 2 * math.ceil(days / window_days) + 1 for days in days_list}
-    sent = {days: results[(days, "connector")].request_counts for days in days_list}
+    formulas = {
+        USAGE_PATH: "2 * ceil(N / window_days) + 1 (daily, hourly, allTime)",
+        AGENT_USAGE_PATH: "ceil(N / window_days)",
+        CONCURRENCY_PATH: "ceil(N / window_days)",
+        BILLING_USAGE_PATH: f"ceil(N / min(window_days, {MAX_BILLING_DAYS}))",
+    }
+    expected = {days: expected_requests(days, window_days) for days in days_list}
+    for path, formula in formulas.items():
+        sent = {days: results[(days, "connector")].endpoint_counts(path) for days in days_list}
+        verdict(
+            all(count == expected[days][path] for days in days_list for count in sent[days]),
+            f"{endpoint_name(path)}: requests = {formula} in every full sync ("
+            + "; ".join(
+                f"{days} days: expected {expected[days][path]}, "
+                f"sent {'/'.join(map(str, sorted(set(sent[days]))))}"
+                for days in days_list
+            )
+            + ")",
+        )
     verdict(
-        all(count == expected[days] for days in days_list for count in sent[days]),
-        "requests = 2 * ceil(N / window_days) + 1 in every connector run ("
-        + ", ".join(
-            f"{days} days: expected {expected[days]}, sent {'/'.join(map(str, sorted(set(sent[days]))))}"
-            for days in days_list
+        scheduled.endpoint_counts == scheduled_expected,
+        f"scheduled sync: requests as for N = {scheduled_days} days (lookback_days + 1)"
+        + (", one per stream (" if scheduled_days <= window_days else " (")
+        + "; ".join(
+            f"{endpoint_name(p)}: expected {scheduled_expected[p]}, sent {n}"
+            for p, n in scheduled.endpoint_counts.items()
         )
         + ")",
     )
