@@ -92,6 +92,7 @@ def read_and_kill(
     kill_after: int | None,
     streams: Iterable[str] = STREAMS,
     watch: Callable[[Run], bool] | None = None,
+    timeout: float = RUN_TIMEOUT,
 ) -> Run:
     """Start a read and SIGKILL it right after its `kill_after`-th window STATE message, or right
     after the message on which `watch(run)` (called after every message) returns True."""
@@ -116,7 +117,7 @@ def read_and_kill(
                 run.timed_out = True
                 proc.kill()
 
-            watchdog = threading.Timer(RUN_TIMEOUT, expire)
+            watchdog = threading.Timer(timeout, expire)
             watchdog.start()
             try:
                 assert proc.stdout is not None
@@ -127,7 +128,7 @@ def read_and_kill(
                         proc.send_signal(signal.SIGKILL)
                         run.killed = True
                         break
-                run.returncode = proc.wait(timeout=RUN_TIMEOUT)
+                run.returncode = proc.wait(timeout=timeout)
             finally:
                 watchdog.cancel()
                 proc.stdout.close()
