@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import threading
 import time
 import traceback
@@ -61,7 +62,7 @@ INCREMENTAL = STREAMS[1:]
 KEYS: dict[str, tuple[str, ...]] = {**PRIMARY_KEY, **NEW_STREAM_KEYS}
 # Airbyte's attempts per sync (see Destination).
 ATTEMPTS = 3
-FAULT_SHARE = 0.25
+FAULT_SHARE = 0.2
 # Syncs moved to just after a midnight while a call of the day before still runs.
 MIDNIGHT_SYNCS = 3
 LOOKBACKS = (2, 0)
@@ -154,11 +155,11 @@ KIND_WEIGHTS = (3, 3, 2, 2, 2, 1)
 def faults_of_a_day(rng: random.Random, first_sync: bool) -> list[Attempt]:
     kinds = set(rng.choices(KINDS, KIND_WEIGHTS, k=rng.choice((1, 1, 2))))
     first = tuple(draw_fault(rng, kind, first_sync) for kind in sorted(kinds))
-    if rng.random() < 0.08:  # an outage all day: every attempt fails, the day is skipped
+    if rng.random() < 0.05:  # an outage all day: every attempt fails, the day is skipped
         outage = draw_fault(rng, rng.choice(("cut", "too-large")), first_sync)
         return [(*(f for f in first if f.kind != outage.kind), outage)] * ATTEMPTS
     later = [
-        (draw_fault(rng, rng.choices(KINDS, KIND_WEIGHTS)[0], first_sync),) if rng.random() < 0.25 else ()
+        (draw_fault(rng, rng.choices(KINDS, KIND_WEIGHTS)[0], first_sync),) if rng.random() < 0.2 else ()
         for _ in range(ATTEMPTS - 1)
     ]
     return [first, *later]
@@ -521,10 +522,13 @@ def simulations() -> Iterator[tuple[Plan, dict[int, Simulation]]]:
     with ThreadPoolExecutor(len(LOOKBACKS)) as pool:
         futures = {lookback: pool.submit(simulate, plan, lookback, stop) for lookback in LOOKBACKS}
         results = {lookback: future.result() for lookback, future in futures.items()}
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     print(
         f"scheduled syncs: seed {plan.seed}, both simulations in {time.monotonic() - started:.0f} s ("
         + ", ".join(f"lookback {lb}: {sim.seconds:.0f} s" for lb, sim in results.items())
-        + ")",
+        + f"); CPU {children.ru_utime + children.ru_stime:.0f} s in "
+        f"{sum(len(d.outcomes) for sim in results.values() for d in sim.days)} CLI runs, "
+        f"{own.ru_utime + own.ru_stime:.0f} s in this process",
         flush=True,
     )
     yield plan, results
