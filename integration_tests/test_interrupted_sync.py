@@ -11,7 +11,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,19 +50,26 @@ def config_for(box: Sandbox, workers: int, lookback: int) -> dict[str, Any]:
 
 
 class Run:
-    """One CLI read: the records each stream committed (emitted before its last state) and the
-    last state per stream, as a state file for the next sync."""
+    """One CLI read: the records each stream committed (emitted before its last state), the last
+    state per stream, as a state file for the next sync, and what else an orchestrator sees."""
 
-    def __init__(self) -> None:
-        self.committed: dict[str, list[dict[str, Any]]] = {s: [] for s in STREAMS}
-        self.pending: dict[str, list[dict[str, Any]]] = {s: [] for s in STREAMS}
+    def __init__(self, streams: Iterable[str] = STREAMS) -> None:
+        self.committed: dict[str, list[dict[str, Any]]] = {s: [] for s in streams}
+        self.pending: dict[str, list[dict[str, Any]]] = {s: [] for s in streams}
         self.state: dict[str, dict[str, Any]] = {}
         self.state_count = 0
+        self.messages = 0
+        self.records = 0
+        self.errors: list[dict[str, Any]] = []
         self.killed = False
+        self.timed_out = False
+        self.returncode: int | None = None
 
     def take(self, line: str) -> None:
         message = json.loads(line)  # every stdout line is an Airbyte message, even when killed
+        self.messages += 1
         if message["type"] == "RECORD":
+            self.records += 1
             self.pending[message["record"]["stream"]].append(message["record"]["data"])
         elif message["type"] == "STATE":
             stream = message["state"]["stream"]
@@ -72,16 +79,25 @@ class Run:
             self.state[name] = {"type": "STREAM", "stream": stream}
             if name in WINDOW_STREAMS:
                 self.state_count += 1
+        elif message["type"] == "TRACE" and message["trace"].get("type") == "ERROR":
+            self.errors.append(message["trace"]["error"])
 
     def state_file(self) -> list[dict[str, Any]]:
         return list(self.state.values())
 
 
 def read_and_kill(
-    config: dict[str, Any], state: list[dict[str, Any]] | None, kill_after: int, streams=STREAMS
+    config: dict[str, Any],
+    state: list[dict[str, Any]] | None,
+    kill_after: int | None,
+    streams: Iterable[str] = STREAMS,
+    watch: Callable[[Run], bool] | None = None,
+    timeout: float = RUN_TIMEOUT,
 ) -> Run:
-    """Start a read and SIGKILL it right after its `kill_after`-th window STATE message."""
-    run = Run()
+    """Start a read and SIGKILL it right after its `kill_after`-th window STATE message, or right
+    after the message on which `watch(run)` (called after every message) returns True."""
+    streams = list(streams)
+    run = Run(streams)
     with tempfile.TemporaryDirectory() as tmp:
         args = [executable(), "read"]
         for flag, content in (
@@ -96,17 +112,23 @@ def read_and_kill(
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(Path(tmp) / "stderr", "w") as stderr:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-            watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)  # a hang fails the test, not CI
+
+            def expire() -> None:  # a hang fails the test, not CI
+                run.timed_out = True
+                proc.kill()
+
+            watchdog = threading.Timer(timeout, expire)
             watchdog.start()
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     run.take(line)
-                    if run.state_count >= kill_after and proc.poll() is None:
+                    due = kill_after is not None and run.state_count >= kill_after
+                    if (due or (watch is not None and watch(run))) and proc.poll() is None:
                         proc.send_signal(signal.SIGKILL)
                         run.killed = True
                         break
-                proc.wait(timeout=RUN_TIMEOUT)
+                run.returncode = proc.wait(timeout=timeout)
             finally:
                 watchdog.cancel()
                 proc.stdout.close()

@@ -577,6 +577,15 @@ def test_bad_200_bodies(sandbox: Sandbox, faults: Faults, content_type: str) -> 
         assert resp.text.startswith("<!doctype html>")
 
 
+def test_malformed_json_first_n(sandbox: Sandbox) -> None:
+    good = get(sandbox).text
+    sandbox.faults = Faults(malformed_json_first=2, rate_limit_first=1)
+    answers = [get(sandbox) for _ in range(4)]
+    # A 429 is not a 200 answer and does not count; the next two bodies are cut, then whole again.
+    assert [a.status_code for a in answers] == [429, 200, 200, 200]
+    assert [a.text for a in answers[1:]] == [good[: len(good) // 2]] * 2 + [good]
+
+
 def test_redirect_to_another_host_keeps_path_and_query(sandbox: Sandbox) -> None:
     with Sandbox(history_start=SANDBOX_HISTORY_START, now=SANDBOX_NOW) as other:
         sandbox.faults = Faults(redirect_to=other.origin)

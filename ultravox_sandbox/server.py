@@ -50,6 +50,8 @@ class Faults:
     hang_s: float = 0.0
     drop_connection_first: int = 0
     malformed_json: bool = False
+    # The next n 200 answers are cut in half like malformed_json; later ones are whole again.
+    malformed_json_first: int = 0
     wrong_shape: bool = False
     non_json: bool = False
     redirect_to: str | None = None
@@ -336,6 +338,7 @@ class Sandbox:
                 "drop": value.drop_connection_first,
                 "rate": value.rate_limit_first,
                 "server": value.server_errors_first,
+                "malformed": value.malformed_json_first,
             }
             self._error_rng = random.Random(self.seed)
 
@@ -410,7 +413,7 @@ class Sandbox:
         elif faults.large_response_pad:
             pad = b" " * faults.large_response_pad
         encoded = json.dumps(body).encode() + pad
-        if faults.malformed_json:
+        if faults.malformed_json or self._take("malformed"):
             encoded = encoded[: max(1, len(encoded) // 2)]
         return 200, {}, "application/json", encoded
 
