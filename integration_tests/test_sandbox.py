@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -543,6 +545,17 @@ def test_drop_connection_first_n(sandbox: Sandbox) -> None:
             get(sandbox)
     assert get(sandbox).status_code == 200
     assert [r.status for r in sandbox.requests] == [0, 0, 200]
+
+
+def test_a_client_that_resets_its_connection_is_no_server_error(sandbox: Sandbox, capfd) -> None:
+    # A SIGKILLed connector resets its connections: the client's doing, not a traceback to print.
+    address = urlsplit(sandbox.origin)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as client:
+        client.sendall(b"GET /api")  # half a request line: the server waits for the rest
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    time.sleep(0.3)  # the server's thread meets the reset
+    assert get(sandbox).status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_hang_outlasts_a_client_timeout(sandbox: Sandbox) -> None:
