@@ -1,12 +1,17 @@
-"""Run the installed `source-ultravox-usage` console script as a user would, and parse its output."""
+"""Run the installed `source-ultravox-usage` console script as a user would, and parse its output;
+ForkedCli runs the same script without paying its imports again, for tests that start hundreds."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.connection
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,64 @@ def executable() -> str:
     """The console script installed beside this Python (the test venv), else on PATH."""
     beside = Path(sys.executable).with_name(CONSOLE_SCRIPT)
     return str(beside) if beside.exists() else (shutil.which(CONSOLE_SCRIPT) or CONSOLE_SCRIPT)
+
+
+# The console script's ~1 s of imports, paid once: attempts are forked from a process that has them.
+FORKSERVER = multiprocessing.get_context("forkserver")
+# pytest too: each child imports the test runner's __main__, as multiprocessing's children do.
+FORKSERVER.set_forkserver_preload(["source_ultravox_usage.run", "pytest"])
+# multiprocessing reads a forked child's exit status from a pipe without a lock, and start() reads
+# every other child's: two threads reading one status at once leave one of them 255.
+EXIT_STATUS = threading.Lock()
+
+
+class ForkedCli:
+    """The console script (`run(args)`) in a process of its own, forked from a server that has
+    already imported the connector: for tests that start hundreds of syncs, where the CLI's imports
+    would be most of the runtime. The process starts from a fresh import as the CLI's does, writes
+    its messages to a pipe, ends with the CLI's exit code, and a SIGKILL ends it as abruptly.
+    The part of subprocess.Popen that `read_and_kill` uses."""
+
+    def __init__(self, args: list[str], stderr_path: Path) -> None:
+        reader, writer = FORKSERVER.Pipe(duplex=False)
+        self.process = FORKSERVER.Process(target=run_forked, args=(args[1:], writer, str(stderr_path)))
+        with EXIT_STATUS:
+            self.process.start()
+        writer.close()  # the child's copy is now the only writer: end of file when it ends
+        self.stdout = open(os.dup(reader.fileno()), encoding="utf-8")  # noqa: SIM115 (closed by the caller)
+        reader.close()
+
+    def poll(self) -> int | None:
+        with EXIT_STATUS:
+            return self.process.exitcode
+
+    def send_signal(self, signal: int) -> None:
+        os.kill(self.process.pid, signal)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        multiprocessing.connection.wait([self.process.sentinel], timeout)
+        if (code := self.poll()) is None:
+            raise subprocess.TimeoutExpired("forked source-ultravox-usage", timeout or 0)
+        return code
+
+
+def run_forked(args: list[str], stdout: Any, stderr_path: str) -> None:
+    """ForkedCli's child: stdout to the pipe, stderr to a file, then the console script's run()."""
+    os.dup2(stdout.fileno(), 1)
+    stdout.close()
+    stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(stderr, 2)
+    os.close(stderr)
+    from source_ultravox_usage.run import run
+
+    try:
+        run(args)
+    except Exception:  # what the interpreter does with an exception nothing caught: the CDK's hook
+        sys.excepthook(*sys.exc_info())
+        sys.exit(1)
 
 
 def configured_catalog(

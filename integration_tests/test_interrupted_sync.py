@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from integration_tests.cli import configured_catalog, executable, run_cli
+from integration_tests.cli import ForkedCli, configured_catalog, executable, run_cli
 from ultravox_sandbox import Faults, Sandbox
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
 
@@ -93,9 +93,11 @@ def read_and_kill(
     streams: Iterable[str] = STREAMS,
     watch: Callable[[Run], bool] | None = None,
     timeout: float = RUN_TIMEOUT,
+    start: Callable[[list[str], Path], Any] | None = None,
 ) -> Run:
     """Start a read and SIGKILL it right after its `kill_after`-th window STATE message, or right
-    after the message on which `watch(run)` (called after every message) returns True."""
+    after the message on which `watch(run)` (called after every message) returns True. `start`
+    starts the CLI (args, stderr file) instead of a subprocess: `ForkedCli` skips its imports."""
     streams = list(streams)
     run = Run(streams)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +113,10 @@ def read_and_kill(
                 args += [flag, str(path)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(Path(tmp) / "stderr", "w") as stderr:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+            if start is None:
+                proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+            else:
+                proc = start(args, Path(tmp) / "stderr")
 
             def expire() -> None:  # a hang fails the test, not CI
                 run.timed_out = True
@@ -215,3 +220,23 @@ def test_a_resumed_sync_reads_from_the_saved_cursor_not_from_the_start(box: Sand
     }
     truth = box.ground_truth({"fromDate": [START], "toDate": [END]})["daily"]
     assert [days[row["date"]] | row for row in truth] == [days[row["date"]] for row in truth]
+
+
+@pytest.mark.parametrize("rejected", [False, True], ids=["accepted key", "rejected key"])
+def test_a_forked_cli_is_the_console_script(box: Sandbox, rejected: bool) -> None:
+    """ForkedCli, the scheduled-sync simulation's way to start hundreds of attempts, emits what the
+    console script emits and exits as it does: 0, 1 with the error trace, -9 when killed."""
+    config = config_for(box, workers=1, lookback=0)
+    if rejected:
+        config["api_key"] = "rejected-key-0000000000"
+
+    def seen(run: Run) -> tuple[Any, ...]:
+        errors = [(e["message"], e["failure_type"]) for e in run.errors]
+        return run.returncode, run.committed, run.pending, run.state, errors
+
+    by_cli, forked = (read_and_kill(config, None, None, start=start) for start in (None, ForkedCli))
+    assert seen(forked) == seen(by_cli)
+    assert by_cli.returncode == (1 if rejected else 0) and bool(by_cli.errors) is rejected
+    if not rejected:
+        killed = read_and_kill(config, None, 2, start=ForkedCli)
+        assert (killed.killed, killed.returncode, killed.state_count) == (True, -9, 2)
