@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -379,7 +380,7 @@ def totals(response: requests.Response, described: str) -> dict[str, Any]:
     builder: ijson.ObjectBuilder | None = None
     found = None
     try:
-        for prefix, event, value in ijson.parse(io.BytesIO(response.content), use_float=True):
+        for prefix, event, value in ijson.parse(io.BytesIO(response.content)):
             if prefix == "" and event == "map_key":
                 keys.append(value)
             elif prefix in ("daily", "hourly") and event not in ("start_array", "end_array"):
@@ -387,14 +388,26 @@ def totals(response: requests.Response, described: str) -> dict[str, Any]:
             elif prefix == "allTime" or prefix.startswith("allTime."):
                 if builder is None:
                     builder = ijson.ObjectBuilder()
-                builder.event(event, value)
+                builder.event(event, as_orjson_reads(value) if event == "number" else value)
                 if prefix == "allTime" and event in ALL_TIME_ENDS:
                     found = builder.value
-    except ijson.JSONError:
+    except (ijson.JSONError, ValueError, OverflowError):
         raise not_expected(response, described, "it is not JSON") from None
     if not all(key in keys for key in USAGE_KINDS) or not isinstance(found, dict):
         raise not_expected(response, described, f"its top-level keys are {keys}")
     return found
+
+
+def as_orjson_reads(number: int | Decimal) -> int | float:
+    """A number as orjson, the other streams' decoder, reads it, so that allTime's fields are typed
+    as theirs are: a float, or an integer within 64 bits; a float that overflows is not JSON.
+    (ijson's use_float would do it in C, but refuses valid integers outside its signed 64 bits.)"""
+    if isinstance(number, Decimal) or not -(2**63) <= number < 2**64:
+        as_float = float(number)
+        if not math.isfinite(as_float):
+            raise ValueError(f"{number} overflows a double")
+        return as_float
+    return number
 
 
 ALL_TIME_ENDS = ("end_map", "end_array", "number", "string", "boolean", "null")

@@ -358,6 +358,8 @@ ZERO = {"totalCount": 0, "errorCount": 0, "joinedCount": 0, "duration": "0.000s"
         [],
     )
 )
+# Found locally (hypothesis seed 102): allTime's streaming decoder refused -2**63, a valid integer.
+@example(case=({"allTime": {**ZERO, "xA": -(2**63)}, "daily": [], "hourly": []}, [("allTime", None, "xA")]))
 def test_hostile_bodies_are_a_clear_error_or_valid_records(api, case) -> None:
     body, extras = case
     output = read_body(api, body)
@@ -505,3 +507,44 @@ def test_a_top_level_key_of_the_wrong_type_is_a_system_error(api, key: str, valu
     assert emitted(output)[key] == []
     errors = [e for e in stream_errors(output) if e.stream_descriptor.name == key]
     assert errors and all(e.failure_type.value == "system_error" for e in errors)
+
+
+def test_unknown_numbers_are_read_alike_in_all_time_and_in_the_other_streams(api) -> None:
+    """allTime's body is streamed (ijson), the others' parsed whole (orjson): an unknown field's
+    number comes out the same in both, 64-bit integers whole, anything else a float."""
+    extras = (
+        '"xMin": -9223372036854775808, "xMax": 18446744073709551615, "xBig": 18446744073709551616, '
+        '"xTenth": 0.1, "xExp": 1E2, "xZero": -0.0'
+    )
+    row = '"totalCount": 1, "errorCount": 0, "joinedCount": 1, "duration": "60s", "billedMinutes": 1.5'
+    raw = (
+        f'{{"allTime": {{{row}, {extras}}}, '
+        f'"daily": [{{{row}, "date": "{DAYS[0]}", {extras}}}], "hourly": []}}'
+    ).encode()
+    output = read_body(api, None, raw=raw)
+    assert output.errors == [], [e.trace.error.message for e in output.errors]
+    records = emitted(output)
+    expected = {
+        "xMin": -(2**63),
+        "xMax": 2**64 - 1,
+        "xBig": 2.0**64,
+        "xTenth": 0.1,
+        "xExp": 100.0,
+        "xZero": -0.0,
+    }
+    for stream in ("allTime", "daily"):
+        (record,) = records[stream]
+        found = {name: record[name] for name in expected}
+        assert found == expected and [type(v) for v in found.values()] == [type(v) for v in expected.values()]
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1" + "0" * 400])
+def test_a_number_beyond_a_double_is_not_json_in_all_time_as_in_the_other_streams(api, number: str) -> None:
+    row = '"totalCount": 1, "errorCount": 0, "joinedCount": 1, "duration": "60s", "billedMinutes": 1.5'
+    raw = f'{{"allTime": {{{row}, "xHuge": {number}}}, "daily": [], "hourly": []}}'.encode()
+    output = read_body(api, None, raw=raw)
+    messages = {e.stream_descriptor.name: e.message for e in stream_errors(output)}
+    assert messages["allTime"] == (
+        f"Ultravox answered {USAGE_URL} with a body the connector does not expect "
+        "(it expects a JSON object with allTime, daily and hourly): it is not JSON."
+    )
