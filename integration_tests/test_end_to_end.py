@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from integration_tests.cli import CliResult, configured_catalog, run_cli
+from integration_tests.cli import STREAMS, CliResult, configured_catalog, run_cli
 from ultravox_sandbox import AGENT_IDS, VOICE_IDS, Faults, Sandbox
 
 Params = dict[str, list[str]]
@@ -24,7 +24,10 @@ ADDED = {
     "daily": {"durationSeconds"},
     "hourly": {"durationSeconds", "hourStart"},
 }
-PRIMARY_KEY = {"daily": ("date",), "hourly": ("date", "hour")}
+# Field names of each stream's primary key, from the catalog the CLI tests configure.
+PRIMARY_KEY = {
+    name: tuple(path[0] for path in s["primary_key"]) for name, s in STREAMS.items() if s["primary_key"]
+}
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_LOOKBACK_DAYS = 2
 # Obviously fake, and not the sandbox's.

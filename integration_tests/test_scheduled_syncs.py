@@ -45,10 +45,10 @@ from typing import Any
 
 import pytest
 
+from integration_tests.cli import STREAMS as CATALOG_STREAMS
 from integration_tests.cli import ForkedCli
-from integration_tests.test_end_to_end import PRIMARY_KEY, config_for, dates
+from integration_tests.test_end_to_end import config_for, dates, pk
 from integration_tests.test_interrupted_sync import Run, read_and_kill
-from integration_tests.test_usage_picture import KEYS as NEW_STREAM_KEYS
 from integration_tests.test_usage_picture import agent_truth, billing_truth, concurrency_truth
 from ultravox_sandbox import Faults, Sandbox, generate_calls
 from ultravox_sandbox.calls import MAX_DURATION_S
@@ -60,9 +60,8 @@ SEED_ENV = "SCHEDULED_SYNC_SEED"
 # retries themselves are test_faults.py's.
 STORMS_ENV = "SCHEDULED_SYNC_STORMS"
 DAYS = 90
-STREAMS = ("allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily")
+STREAMS = tuple(CATALOG_STREAMS)  # all six: allTime, then the incremental ones
 INCREMENTAL = STREAMS[1:]
-KEYS: dict[str, tuple[str, ...]] = {**PRIMARY_KEY, **NEW_STREAM_KEYS}
 # Airbyte's attempts per sync (see Destination).
 ATTEMPTS = 3
 FAULT_SHARE = 0.2
@@ -303,7 +302,7 @@ class Destination:
     def commit(self, run: Run, succeeded: bool) -> None:
         for stream in INCREMENTAL:
             for record in run.committed[stream] + (run.pending[stream] if succeeded else []):
-                self.tables[stream][tuple(record[k] for k in KEYS[stream])] = record
+                self.tables[stream][pk(stream, record)] = record
         self.state.update(run.state)
         if succeeded:
             self.all_time = run.committed["allTime"] + run.pending["allTime"]
@@ -333,7 +332,7 @@ def truth(box: Sandbox, config: dict[str, Any]) -> tuple[dict[str, dict[Key, dic
         "concurrency": concurrency_truth(box, start, end, "hour"),
         "billingDaily": billing_truth(box, start, end),
     }
-    tables = {s: {tuple(r[k] for k in KEYS[s]): r for r in rows[s]} for s in INCREMENTAL}
+    tables = {s: {pk(s, r): r for r in rows[s]} for s in INCREMENTAL}
     all_time = {**usage["allTime"], "durationSeconds": seconds(usage["allTime"])}
     return tables, [{**all_time, "fromDate": config["start_date"], "toDate": config["end_date"]}]
 
@@ -470,9 +469,11 @@ def sync_one_day(
             assert not succeeded, f"attempt {len(outcomes)} succeeded despite {faults}: requests {sent}"
         if succeeded:
             break
-    comparison = compare(destination, box, config) if check and outcomes[-1] == "ok" else None
     requests, seconds = box.request_count - requests_before, time.monotonic() - started
-    return Day(index, box.now, outcomes, used, requests, records, seconds, comparison)
+    day = Day(index, box.now, outcomes, used, requests, records, seconds, comparison=None)
+    if check and day.succeeded:
+        day.comparison = compare(destination, box, config)
+    return day
 
 
 def simulate(plan: Plan, lookback: int, stop: threading.Event) -> Simulation:

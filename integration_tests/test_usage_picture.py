@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from integration_tests.cli import CliResult, configured_catalog, run_cli
-from integration_tests.test_end_to_end import assert_ok, config_for, day
+from integration_tests.test_end_to_end import (
+    assert_ok,
+    by_pk,
+    config_for,
+    cursors_of,
+    day,
+    expected_windows,
+    pk,
+)
 from ultravox_sandbox import Faults, Sandbox
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
 
@@ -20,11 +28,6 @@ AGENTS_PATH = "/api/agents/usage"
 CONCURRENCY_PATH = "/api/accounts/me/usage/concurrency"
 BILLING_PATH = "/api/accounts/me/billing/usage"
 NEW_STREAMS = ("agentDaily", "concurrency", "billingDaily")
-KEYS: dict[str, tuple[str, ...]] = {
-    "agentDaily": ("agentId", "date"),
-    "concurrency": ("timestamp", "bucket"),
-    "billingDaily": ("date",),
-}
 
 
 def catalog(*streams: str, incremental: bool = True) -> dict[str, Any]:
@@ -50,37 +53,28 @@ def agent_truth(
 def concurrency_truth(box: Sandbox, start: date, end: date, bucket: str) -> list[dict]:
     """Asked a week at a time (whole days, so buckets are the same), within any range limit."""
     points = []
-    for first, last in windows(start, end, 7):
+    for first, last in expected_windows(start, end, 7):
         query = {"bucket": [bucket], "start": [f"{first}T00:00:00Z"], "end": [f"{last}T23:59:59Z"]}
         points += box.concurrency_truth(query)["timeSeries"]
     return [{**point, "bucket": bucket} for point in points]
 
 
 def billing_truth(box: Sandbox, start: date, end: date) -> list[dict]:
-    rows, first = [], start
-    while first <= end:  # the endpoint takes at most 90 days at once
-        last = min(first + timedelta(days=89), end)
+    rows = []
+    for first, last in expected_windows(start, end, 90):  # the endpoint takes at most 90 days at once
         body = box.billing_truth(
-            {"fromDate": [first.isoformat()], "toDate": [(last + timedelta(days=1)).isoformat()]}
+            {"fromDate": [first], "toDate": [(day(last) + timedelta(days=1)).isoformat()]}
         )
         rows += body["dailyUsage"]
-        first = last + timedelta(days=1)
     return rows
-
-
-def keyed(stream: str, records: list[dict]) -> dict[tuple, dict]:
-    found: dict[tuple, dict] = {}
-    for record in records:
-        found[tuple(record[k] for k in KEYS[stream])] = record
-    return found
 
 
 def assert_equals(result: CliResult, stream: str, truth: list[dict]) -> None:
     """Exactly the truth's rows, none repeated (within one sync no window overlaps another)."""
     got = result.records(stream)
-    keys = [tuple(r[k] for k in KEYS[stream]) for r in got]
+    keys = [pk(stream, r) for r in got]
     assert len(keys) == len(set(keys)), f"{stream}: a primary key emitted twice"
-    assert keyed(stream, got) == keyed(stream, truth)
+    assert by_pk(stream, got) == by_pk(stream, truth)
 
 
 def paths(box: Sandbox) -> dict[str, list[dict[str, list[str]]]]:
@@ -89,15 +83,6 @@ def paths(box: Sandbox) -> dict[str, list[dict[str, list[str]]]]:
         assert request.status == 200, request
         sent.setdefault(request.path, []).append(request.query)
     return sent
-
-
-def windows(start: date, end: date, width: int) -> list[tuple[date, date]]:
-    found, first = [], start
-    while first <= end:
-        last = min(first + timedelta(days=width - 1), end)
-        found.append((first, last))
-        first = last + timedelta(days=1)
-    return found
 
 
 # -- full refresh ----------------------------------------------------------------------------------
@@ -129,14 +114,14 @@ def test_full_refresh_equals_the_truth_with_one_request_per_window(make_sandbox,
     assert_equals(result, "billingDaily", billing_truth(box, start, TODAY))
     days = (TODAY - start).days + 1
     sent = paths(box)
-    assert sorted((q["fromDate"][0], q["toDate"][0]) for q in sent[AGENTS_PATH]) == [
-        (a.isoformat(), b.isoformat()) for a, b in windows(start, TODAY, window_days)
-    ]
+    assert sorted((q["fromDate"][0], q["toDate"][0]) for q in sent[AGENTS_PATH]) == expected_windows(
+        start, TODAY, window_days
+    )
     assert sorted((q["start"][0], q["end"][0], q["bucket"][0]) for q in sent[CONCURRENCY_PATH]) == [
-        (f"{a}T00:00:00Z", f"{b}T23:59:59Z", bucket) for a, b in windows(start, TODAY, window_days)
+        (f"{a}T00:00:00Z", f"{b}T23:59:59Z", bucket) for a, b in expected_windows(start, TODAY, window_days)
     ]
     assert sorted((q["fromDate"][0], q["toDate"][0]) for q in sent[BILLING_PATH]) == [
-        (a.isoformat(), (b + timedelta(days=1)).isoformat()) for a, b in windows(start, TODAY, window_days)
+        (a, (day(b) + timedelta(days=1)).isoformat()) for a, b in expected_windows(start, TODAY, window_days)
     ]
     assert [len(sent[p]) for p in (AGENTS_PATH, CONCURRENCY_PATH, BILLING_PATH)] == [math.ceil(days / 30)] * 3
 
@@ -186,7 +171,7 @@ def test_billing_windows_are_at_most_90_days_whatever_window_days_says(make_sand
     assert_equals(result, "billingDaily", billing_truth(box, start, TODAY))
     sent = sorted((q["fromDate"][0], q["toDate"][0]) for q in paths(box)[BILLING_PATH])
     assert sent == [
-        (a.isoformat(), (b + timedelta(days=1)).isoformat()) for a, b in windows(start, TODAY, 90)
+        (a, (day(b) + timedelta(days=1)).isoformat()) for a, b in expected_windows(start, TODAY, 90)
     ]
     assert len(sent) == math.ceil(401 / 90)
 
@@ -220,18 +205,18 @@ def test_incremental_syncs_with_late_data_end_equal_to_the_truth(make_sandbox) -
         result = run_cli("read", config, catalog(*NEW_STREAMS), state)
         assert_ok(result)
         for stream in NEW_STREAMS:
-            merged[stream].update(keyed(stream, result.records(stream)))
+            merged[stream].update(by_pk(stream, result.records(stream)))
         state = result.last_state()
         requests_per_sync.append({path: len(queries) for path, queries in paths(box).items()})
     today = box.now.date()
-    assert merged["agentDaily"] == keyed("agentDaily", agent_truth(box, SANDBOX_HISTORY_START, today))
-    assert merged["concurrency"] == keyed(
+    assert merged["agentDaily"] == by_pk("agentDaily", agent_truth(box, SANDBOX_HISTORY_START, today))
+    assert merged["concurrency"] == by_pk(
         "concurrency", concurrency_truth(box, SANDBOX_HISTORY_START, today, "hour")
     )
-    assert merged["billingDaily"] == keyed("billingDaily", billing_truth(box, SANDBOX_HISTORY_START, today))
+    assert merged["billingDaily"] == by_pk("billingDaily", billing_truth(box, SANDBOX_HISTORY_START, today))
     # A scheduled daily sync: one request per endpoint.
     assert requests_per_sync[1:] == [{AGENTS_PATH: 1, CONCURRENCY_PATH: 1, BILLING_PATH: 1}] * 2
-    cursors = {s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"] for s in state}
+    cursors = cursors_of(result)
     assert cursors["agentDaily"]["date"] <= today.isoformat()
     assert cursors["billingDaily"]["date"] <= today.isoformat()
     assert cursors["concurrency"]["timestamp"][:10] == today.isoformat()

@@ -48,10 +48,6 @@ def read(config=None, **kwargs):
     return run_read(config or make_config(), streams=["billingDaily"], **kwargs)
 
 
-def sent(api) -> list[tuple[str, str]]:
-    return sorted((query(r)["fromDate"][0], query(r)["toDate"][0]) for r in api.requests)
-
-
 def test_one_record_per_day_of_the_bill(api):
     serve(api, [bill_day("2025-03-01"), bill_day("2025-03-05", 1.5, 0.0, currency="USD")])
     output = read()
@@ -83,7 +79,7 @@ def test_windows_are_at_most_90_days_whatever_window_days_says(api, window_days)
     serve(api, every)
     output = read(make_config(start_date="2024-01-01", end_date="2024-12-31", window_days=window_days))
     assert errors(output) == []
-    windows = sent(api)
+    windows = api.date_ranges()
     assert all(
         date.fromisoformat(high) - date.fromisoformat(low) <= timedelta(days=90) for low, high in windows
     )
@@ -97,7 +93,7 @@ def test_windows_are_at_most_90_days_whatever_window_days_says(api, window_days)
 def test_a_one_day_sync_asks_for_that_day_only(api):
     serve(api, [bill_day("2025-03-04"), bill_day("2025-03-05")])
     output = read(make_config(start_date="2025-03-04", end_date="2025-03-04"))
-    assert sent(api) == [("2025-03-04", "2025-03-05")]
+    assert api.date_ranges() == [("2025-03-04", "2025-03-05")]
     assert [r["date"] for r in records(output, "billingDaily")] == ["2025-03-04"]
 
 
@@ -105,7 +101,7 @@ def test_incremental_restarts_at_its_own_cursor_minus_lookback(api):
     serve(api, [bill_day("2025-03-03"), bill_day("2025-03-05")])
     state = make_state(billingDaily={"date": "2025-03-04"})
     output = read(make_config(start_date="2025-01-01", end_date="2025-03-05", lookback_days=1), state=state)
-    assert sent(api) == [("2025-03-03", "2025-03-06")]
+    assert api.date_ranges() == [("2025-03-03", "2025-03-06")]
     assert [r["date"] for r in records(output, "billingDaily")] == ["2025-03-03", "2025-03-05"]
     assert final_state(output, "billingDaily") == {"date": "2025-03-05"}
 
@@ -120,7 +116,7 @@ def test_a_one_day_window_that_times_out_is_retried_not_split(api, sleeps):
     )
     output = read(make_config(start_date="2025-03-04", end_date="2025-03-04"))
     assert errors(output) == []
-    assert sent(api) == [("2025-03-04", "2025-03-05")] * 2
+    assert api.date_ranges() == [("2025-03-04", "2025-03-05")] * 2
 
 
 @pytest.mark.parametrize(

@@ -171,9 +171,7 @@ def test_a_body_of_another_shape_is_a_system_error_naming_the_endpoint(api, body
     ],
 )
 def test_a_value_the_schema_cannot_hold_is_a_system_error_quoting_it(api, bad, field, shown):
-    api.register(
-        url=CONCURRENCY_URL, text=__import__("json").dumps({"timeSeries": [bad]}).replace("NaN", "NaN")
-    )
+    api.register(url=CONCURRENCY_URL, json={"timeSeries": [bad]})
     output = read(fails=True)
     [(failure_type, message)] = errors(output)
     assert failure_type == "system_error"
