@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -49,7 +49,6 @@ from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 logger = logging.getLogger("airbyte")
 
 API_KEY_HEADER = "X-API-Key"
-USAGE_KINDS = ("allTime", "daily", "hourly")
 DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -344,7 +343,7 @@ class StrictJsonDecoder(Decoder):
 
     def decode(self, response: requests.Response) -> Iterator[MutableMapping[str, Any]]:
         if self.totals_only:
-            yield {"allTime": totals(response, self.described())}
+            yield {"allTime": totals(response, self.expect, self.described())}
             return
         try:
             body = orjson.loads(response.content)
@@ -375,7 +374,8 @@ class StrictJsonDecoder(Decoder):
         return not_expected(response, self.described(), why)
 
 
-def totals(response: requests.Response, described: str) -> dict[str, Any]:
+def totals(response: requests.Response, expect: Mapping[str, str], described: str) -> dict[str, Any]:
+    arrays = [key for key, kind in expect.items() if kind == "array"]
     keys: list[str] = []
     builder: ijson.ObjectBuilder | None = None
     found = None
@@ -383,7 +383,7 @@ def totals(response: requests.Response, described: str) -> dict[str, Any]:
         for prefix, event, value in ijson.parse(io.BytesIO(response.content)):
             if prefix == "" and event == "map_key":
                 keys.append(value)
-            elif prefix in ("daily", "hourly") and event not in ("start_array", "end_array"):
+            elif prefix in arrays and event not in ("start_array", "end_array"):
                 raise not_expected(response, described, f"its {prefix} is not a JSON array")
             elif prefix == "allTime" or prefix.startswith("allTime."):
                 if builder is None:
@@ -393,7 +393,7 @@ def totals(response: requests.Response, described: str) -> dict[str, Any]:
                     found = builder.value
     except (ijson.JSONError, ValueError, OverflowError):
         raise not_expected(response, described, "it is not JSON") from None
-    if not all(key in keys for key in USAGE_KINDS) or not isinstance(found, dict):
+    if not all(key in keys for key in expect) or not isinstance(found, dict):
         raise not_expected(response, described, f"its top-level keys are {keys}")
     return found
 
@@ -452,6 +452,19 @@ class AgentDays(RecordExtractor):
                     yield {**day, "agentId": agent.get("agentId"), "agentName": agent.get("name")}
 
 
+# What each kind of CheckedRecord field must hold, in the order they are checked.
+FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "counts": (lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
+    "amounts": (
+        lambda v: not isinstance(v, bool) and isinstance(v, int | float) and 0 <= v < math.inf,
+        "a number >= 0",
+    ),
+    "dates": (lambda v: isinstance(v, str) and is_iso_date(v), "a YYYY-MM-DD date"),
+    "hours": (lambda v: type(v) is int and 0 <= v <= 23, "an hour from 0 to 23"),
+    "texts": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+}
+
+
 @dataclass
 class CheckedRecord(RecordTransformation):
     """Refuses a record whose fields break the stream's schema, quoting the field and value (jinja
@@ -478,30 +491,15 @@ class CheckedRecord(RecordTransformation):
         stream_state: StreamState | None = None,
         stream_slice: StreamSlice | None = None,
     ) -> None:
-        for name in self.counts:
-            value = record.get(name)
-            if not (type(value) is int and value >= 0):
-                raise bad_record(self.stream, name, value, "a count (an integer >= 0)")
-        for name in self.amounts:
-            value = record.get(name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < math.inf):
-                raise bad_record(self.stream, name, value, "a number >= 0")
-        for name in self.dates:
-            value = record.get(name)
-            if not (isinstance(value, str) and is_iso_date(value)):
-                raise bad_record(self.stream, name, value, "a YYYY-MM-DD date")
-        for name in self.hours:
-            value = record.get(name)
-            if not (type(value) is int and 0 <= value <= 23):
-                raise bad_record(self.stream, name, value, "an hour from 0 to 23")
-        for name in self.texts:
-            value = record.get(name)
-            if not (isinstance(value, str) and value):
-                raise bad_record(self.stream, name, value, "a non-empty string")
+        for kind, (holds, expected) in FIELD_CHECKS.items():
+            for name in getattr(self, kind):
+                value = record.get(name)
+                if not holds(value):
+                    raise bad_record(self.stream, name, value, expected)
         for name in self.timestamps:
             record[name] = utc_timestamp(self.stream, name, record.get(name))
         for name in self.durations:
-            record[f"{name}Seconds"] = parse_duration_seconds(record.get(name), self.stream)
+            record[f"{name}Seconds"] = parse_duration_seconds(record.get(name), self.stream, name)
 
 
 def utc_timestamp(stream: str, name: str, value: Any) -> str:
@@ -515,11 +513,11 @@ def utc_timestamp(stream: str, name: str, value: Any) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_duration_seconds(value: Any, stream: str = "usage") -> float:
+def parse_duration_seconds(value: Any, stream: str = "usage", name: str = "duration") -> float:
     """Seconds from a duration the API writes as a seconds string: "1234.5s"."""
     match = DURATION.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise bad_record(stream, "duration", value, "a seconds string such as '1234.5s'")
+        raise bad_record(stream, name, value, "a seconds string such as '1234.5s'")
     return float(match.group(1))
 
 
