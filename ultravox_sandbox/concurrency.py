@@ -114,12 +114,11 @@ def concurrency(
         b = max(first, s // size * size)
         while b < e and b < span_end:
             w = min(b + size, now_us)
-            part = min(e, w) - max(s, b)
-            if part > 0:
-                members.setdefault(b, []).append((s, e, call.joined))
-                overlap_total[b] = overlap_total.get(b, 0) + part
-                if call.joined:
-                    overlap_joined[b] = overlap_joined.get(b, 0) + part
+            part = min(e, w) - max(s, b)  # > 0: e and w both lie after both s and b
+            members.setdefault(b, []).append((s, e, call.joined))
+            overlap_total[b] = overlap_total.get(b, 0) + part
+            if call.joined:
+                overlap_joined[b] = overlap_joined.get(b, 0) + part
             b += size
 
     series = []
