@@ -6,8 +6,6 @@ that name, and the package registers it too (source.py). The file imports nothin
 airbyte-cdk and its dependencies, so it runs in either place unchanged.
 """
 
-from __future__ import annotations
-
 import email.utils
 import io
 import ipaddress
