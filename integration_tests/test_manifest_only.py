@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +20,11 @@ import pytest
 import yaml
 
 from integration_tests.cli import CliResult, configured_catalog, run_cli
+from integration_tests.manifest_only_env import manifest_only_python
 from ultravox_sandbox import Faults, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "source_ultravox_usage"
-RUNNER_VENV = ROOT / ".venv-manifest-only"
 START = "2025-02-10"
 END = "2025-03-04"  # the sandbox fixture's today
 CLI_TIMEOUT = 120
@@ -36,26 +33,7 @@ CLI_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def runner() -> list[str]:
     """`source-declarative-manifest` with this package's two files, from a venv of airbyte-cdk alone."""
-    python = RUNNER_VENV / "bin" / "python"
-    cdk = f"airbyte-cdk=={version('airbyte-cdk')}"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(RUNNER_VENV)], check=True)
-    installed = subprocess.run(
-        [str(python), "-c", "from importlib.metadata import version; print(version('airbyte-cdk'))"],
-        capture_output=True,
-        text=True,
-    )
-    if installed.stdout.strip() != cdk.split("==")[1]:
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", cdk], check=True
-        )
-    alone = subprocess.run(
-        [str(python), "-c", "import source_ultravox_usage"], capture_output=True, text=True, cwd="/"
-    )
-    assert alone.returncode != 0, "the runner's environment must not hold the connector's package"
-    return [
-        str(RUNNER_VENV / "bin" / "source-declarative-manifest"),
-    ]
+    return [str(manifest_only_python().with_name("source-declarative-manifest"))]
 
 
 @pytest.fixture
