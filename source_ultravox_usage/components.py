@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -31,14 +31,13 @@ from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigr
 from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
     DeclarativeStream as DeclarativeStreamModel,
 )
-from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
-from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
+from airbyte_cdk.sources.declarative.requesters.error_handlers import HttpResponseFilter
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
     ConfigTransformation,
 )
 from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
-from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils import AirbyteTracedException
@@ -69,12 +68,12 @@ def system_error(message: str) -> AirbyteTracedException:
 # --------------------------------------------------------------------------- config
 
 
-# Stands in for an api_key that cannot be one; ApiKeyIsOneToken refuses it naming the field.
+# Stands in for an api_key that cannot be one; ApiKeyValidationStrategy refuses it naming the field.
 UNUSABLE_KEY = "unusable-api-key-set-aside"
 
 
 @dataclass
-class SetAsideUnusableKey(ConfigTransformation):
+class UnusableKeyConfigTransformation(ConfigTransformation):
     """Replaces an api_key that is not a string of 16 or more characters with UNUSABLE_KEY before
     anything reads the config. The CDK masks the key as a secret before it validates the config:
     a short key ("1") masked inside every timestamp breaks the JSON lines on stdout, and a key
@@ -87,7 +86,7 @@ class SetAsideUnusableKey(ConfigTransformation):
 
 
 @dataclass
-class ApiKeyIsOneToken(ValidationStrategy):
+class ApiKeyValidationStrategy(ValidationStrategy):
     """api_key is one token of 16 or more characters (real keys are 41), refused without ever
     quoting it: whitespace is a paste slip that requests would quote in an error."""
 
@@ -102,7 +101,7 @@ class ApiKeyIsOneToken(ValidationStrategy):
 
 
 @dataclass
-class ApiUrlKeepsTheKeySafe(ValidationStrategy):
+class ApiUrlValidationStrategy(ValidationStrategy):
     """api_url must be a URL requests can use, https except on loopback, so the key never
     crosses a network unencrypted; JSON schema cannot parse a URL or tell a loopback host."""
 
@@ -134,7 +133,7 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclass
-class PastOrTodayDate(ValidationStrategy):
+class CalendarDateValidationStrategy(ValidationStrategy):
     """A real calendar day (the spec's pattern takes 2025-13-45), not after today unless
     future_allowed: a start in the future would sync nothing and say nothing."""
 
@@ -158,51 +157,6 @@ def parse_date(field_name: str, value: Any) -> date:
 # --------------------------------------------------------------------------- requests
 
 
-def filter_parameters(config: Mapping[str, Any]) -> dict[str, str | list[str]]:
-    """The endpoint's query filters for the configured ones; an unset filter sends nothing."""
-    params: dict[str, str | list[str]] = {}
-    if config.get("agent_ids"):
-        params["agentIds"] = list(config["agent_ids"])
-    if config.get("voice_id"):
-        params["voiceId"] = config["voice_id"]
-    for key, name in (("duration_min", "durationMin"), ("duration_max", "durationMax")):
-        if config.get(key) is not None:
-            params[name] = f"{plain_number(config[key])}s"
-    for pair in config.get("metadata") or []:
-        params[f"metadata.{pair['key']}"] = pair["value"]
-    if config.get("search"):
-        params["search"] = config["search"]
-    if config.get("time_of_day_start"):
-        params["timeOfDayStart"] = config["time_of_day_start"]
-    if config.get("time_of_day_end"):
-        params["timeOfDayEnd"] = config["time_of_day_end"]
-    return params
-
-
-def plain_number(value: float) -> str:
-    """Seconds as the API writes them: no exponent, at most 9 decimals (1e-07 -> 0.0000001)."""
-    return f"{float(value):.9f}".rstrip("0").rstrip(".")
-
-
-def date_range_parameters(
-    stream_slice: Mapping[str, Any] | None, config: Mapping[str, Any], query: str = "calls"
-) -> dict[str, str]:
-    """The window as each endpoint takes it, always whole UTC days: its first and last day (a window
-    can start on an hour after a lookback; its dates still cover whole days), else the configured
-    range (allTime). `calls`: fromDate/toDate, both inclusive; `billing`: toDate exclusive, the day
-    after; `concurrency`: start/end date-times, from the first day's midnight to the last second of
-    the last day."""
-    if stream_slice and stream_slice.get("start_time"):
-        first, last = stream_slice["start_time"][:10], stream_slice["end_time"][:10]
-    else:
-        first, last = config["start_date"], config["end_date"]
-    if query == "billing":
-        return {"fromDate": first, "toDate": (date.fromisoformat(last) + timedelta(days=1)).isoformat()}
-    if query == "concurrency":
-        return {"start": f"{first}T00:00:00Z", "end": f"{last}T23:59:59Z"}
-    return {"fromDate": first, "toDate": last}
-
-
 def refuse_unaskable(config: Mapping[str, Any]) -> None:
     """Settings the query cannot carry: pairs that together ask for nothing (the spec's schema
     sees one field at a time) and durations that are not finite."""
@@ -221,40 +175,6 @@ def refuse_unaskable(config: Mapping[str, Any]) -> None:
         raise config_error(f"time_of_day_end {last} is before time_of_day_start {first}.")
 
 
-@dataclass
-class UsageRequester(HttpRequester):
-    """Builds the query: the window's dates as the endpoint takes them (`query`: calls, billing or
-    concurrency) and, for the call endpoints, the configured filters; for concurrency, the bucket.
-    YAML interpolation cannot send them exactly: an unset value is sent as the string "None", a
-    number comes out wrapped in quotes, and a parameter per metadata pair cannot be named. Being
-    where the config becomes a query, it also refuses what a query cannot carry."""
-
-    query: str = "calls"
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        super().__post_init__(parameters)
-        refuse_unaskable(self.config)
-
-    def get_request_params(
-        self,
-        *,
-        stream_state: StreamState | None = None,
-        stream_slice: StreamSlice | None = None,
-        next_page_token: Mapping[str, Any] | None = None,
-    ) -> MutableMapping[str, Any]:
-        params = dict(
-            super().get_request_params(
-                stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token
-            )
-        )
-        params.update(date_range_parameters(stream_slice, self.config, self.query))
-        if self.query == "calls":
-            params.update(filter_parameters(self.config))
-        elif self.query == "concurrency":
-            params["bucket"] = self.config["concurrency_bucket"]
-        return params
-
-
 def origin(url: str) -> tuple[str, str, int | None]:
     """Scheme, host and port as requests connects to them: the host case-insensitive, the
     default port explicit."""
@@ -264,12 +184,16 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 @dataclass
-class ApiKeyOnApiHost(DeclarativeAuthenticator):
+class SameOriginApiKeyAuthenticator(DeclarativeAuthenticator):
     """X-API-Key only on requests to the api_url origin, and not again once Ultravox rejected it.
-    requests keeps custom headers on a redirect to another host (it drops only Authorization), so
-    the key is taken off a request whose redirect leaves the origin before it is followed. The CDK
-    reads every window of a stream even after one failed, so a rejected key (401/403) would
-    otherwise be sent once per window."""
+    The stock ApiKeyAuthenticator cannot do either: requests keeps custom headers on a redirect to
+    another host (it drops only Authorization), so the key is taken off a request whose redirect
+    leaves the origin before it is followed; and the CDK reads every window of a stream even after
+    one failed, so a rejected key (401/403) would otherwise be sent once per window.
+
+    It also refuses a config whose fields together ask for nothing (refuse_unaskable): the CDK
+    hands a validation strategy one field and no config, and this is the component built with the
+    config, inside check, discover and read, before any request."""
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
@@ -277,6 +201,7 @@ class ApiKeyOnApiHost(DeclarativeAuthenticator):
     api_url: str
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        refuse_unaskable(self.config)
         self.key = InterpolatedString.create(self.api_key, parameters=parameters).eval(self.config)
         self.api_origin = origin(
             InterpolatedString.create(self.api_url, parameters=parameters).eval(self.config)
@@ -427,7 +352,7 @@ def not_expected(response: requests.Response, described: str, why: str) -> Airby
 
 
 @dataclass
-class AgentDays(RecordExtractor):
+class AgentDaysExtractor(RecordExtractor):
     """One record per agent and day from /agents/usage, which nests each agent's days under the
     agent: [{agent: {agentId, name}, usage: [{date, calls, billedMinutes}]}]. The agent becomes
     agentId and agentName on each of its days; a body of another shape fails naming the endpoint."""
@@ -450,7 +375,7 @@ class AgentDays(RecordExtractor):
                     yield {**day, "agentId": agent.get("agentId"), "agentName": agent.get("name")}
 
 
-# What each kind of CheckedRecord field must hold, in the order they are checked.
+# What each kind of CheckedRecordTransformation field must hold, in the order they are checked.
 FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "counts": (lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
     "amounts": (
@@ -464,7 +389,7 @@ FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 @dataclass
-class CheckedRecord(RecordTransformation):
+class CheckedRecordTransformation(RecordTransformation):
     """Refuses a record whose fields break the stream's schema, quoting the field and value (jinja
     cannot raise such an error, and a silent guess would land wrong figures in the warehouse), and
     derives what only parsing can: durationSeconds from a `duration` such as "1234.5s", and each
@@ -537,35 +462,32 @@ def bad_record(stream: str, field_name: str, value: Any, expected: str) -> Airby
 
 
 @dataclass
-class UsageErrorHandler(DefaultErrorHandler):
-    """The manifest's response filters, plus what they cannot match, which are exceptions, not
-    responses: a window of several days that the API is too slow to answer (a read timeout, or a
-    504) is split in two when split_windows is set; an unreachable host or a dropped connection is
-    retried; a TLS failure or an unusable URL fails at once as a config error saying what is
-    wrong, since retrying cannot mend it. A failure is raised here with the filter's message as
-    its internal message too: the CDK would put the raw answer there, unmasked, and an answer
-    can echo the API key."""
+class UsageErrorHandler(ErrorHandler):
+    """What the stock DefaultErrorHandler, placed after this one in a CompositeErrorHandler, cannot
+    do. Its `failures` are stock response filters whose FAIL this handler raises itself, with the
+    filter's message as the internal message too: on a FAIL the CDK puts the raw answer, unmasked,
+    in the trace's internal_message, and an answer can echo the API key. It also takes what no
+    filter sees, exceptions, and what no filter can tell, a 504's dates: a window of several days
+    the API is too slow to answer (a read timeout, or a 504) is split in two when split_windows is
+    set (a single day is retried); an unreachable host or a dropped connection is retried; a TLS
+    failure or an unusable URL fails at once as a config error, since retrying cannot mend it.
+    Anything else is the stock handler's (None), and so is an answer that one of its `splits`
+    (the stock handler's SPLIT_REQUEST_WINDOW filters) matches, such as a 400 "too large"."""
 
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    failures: list[HttpResponseFilter] = field(default_factory=list)
+    splits: list[HttpResponseFilter] = field(default_factory=list)
     split_windows: bool = False
     # billing's toDate is the day after its window.
     end_exclusive: bool = False
+    max_retries: int | None = 6
+    max_time: int | None = 600
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
-    ) -> ErrorResolution:
-        resolution = self.resolve(response_or_exception)
-        if resolution.response_action == ResponseAction.FAIL:
-            error = response_or_exception
-            status = error.status_code if isinstance(error, requests.Response) else type(error).__name__
-            message = filter_secrets(resolution.error_message or f"Ultravox answered {status}.")
-            raise AirbyteTracedException(
-                message=message,
-                internal_message=f"{status}: {message}",
-                failure_type=resolution.failure_type or FailureType.system_error,
-            )
-        return resolution
-
-    def resolve(self, error: requests.Response | Exception | None) -> ErrorResolution:
+    ) -> ErrorResolution | None:
+        error = response_or_exception
         too_slow = isinstance(error, requests.ReadTimeout) or (
             isinstance(error, requests.Response) and error.status_code == 504
         )
@@ -575,14 +497,28 @@ class UsageErrorHandler(DefaultErrorHandler):
                 failure_type=FailureType.transient_error,
                 error_message="Ultravox timed out on this date range; reading it in two halves.",
             )
+        if isinstance(error, requests.Response):
+            if any(split.matches(error) for split in self.splits):
+                return None
+            for failure in self.failures:
+                if resolution := failure.matches(error):
+                    message = filter_secrets(
+                        resolution.error_message or f"Ultravox answered {error.status_code}."
+                    )
+                    raise AirbyteTracedException(
+                        message=message,
+                        internal_message=f"{error.status_code}: {message}",
+                        failure_type=resolution.failure_type or FailureType.system_error,
+                    )
+            return None
+        if not isinstance(error, requests.RequestException):
+            return None
+        # Raised, not resolved as FAIL: the composite would hand a FAIL on to the stock handler,
+        # whose default for an exception it does not list is to retry.
         if isinstance(error, requests.exceptions.SSLError):
-            return ErrorResolution(
-                response_action=ResponseAction.FAIL,
-                failure_type=FailureType.config_error,
-                error_message=(
-                    f"The TLS connection to {host_of(error)} failed ({first_line(error)}). Check "
-                    "api_url: it must be an https URL whose certificate is valid for its host."
-                ),
+            raise config_error(
+                f"The TLS connection to {host_of(error)} failed ({first_line(error)}). Check "
+                "api_url: it must be an https URL whose certificate is valid for its host."
             )
         unusable = (
             requests.exceptions.InvalidURL,
@@ -591,26 +527,19 @@ class UsageErrorHandler(DefaultErrorHandler):
             requests.exceptions.InvalidHeader,
         )
         if isinstance(error, unusable):
-            return ErrorResolution(
-                response_action=ResponseAction.FAIL,
-                failure_type=FailureType.config_error,
-                error_message=(
-                    f"The connector cannot send a request to {host_of(error)} "
-                    f"({type(error).__name__}: {first_line(error)}). Check api_url."
-                ),
+            raise config_error(
+                f"The connector cannot send a request to {host_of(error)} "
+                f"({type(error).__name__}: {first_line(error)}). Check api_url."
             )
-        unanswered = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
-        if isinstance(error, unanswered):
-            return ErrorResolution(
-                response_action=ResponseAction.RETRY,
-                failure_type=FailureType.transient_error,
-                error_message=(
-                    f"Ultravox did not answer ({type(error).__name__}: the host could not be reached, "
-                    "timed out or dropped the connection). The sync will pick up from its last state "
-                    "on the next run."
-                ),
-            )
-        return super().interpret_response(error)
+        return ErrorResolution(
+            response_action=ResponseAction.RETRY,
+            failure_type=FailureType.transient_error,
+            error_message=(
+                f"Ultravox did not answer ({type(error).__name__}: the host could not be reached, "
+                "timed out or dropped the connection). The sync will pick up from its last state "
+                "on the next run."
+            ),
+        )
 
 
 def days_requested(response_or_exception: requests.Response | Exception, end_exclusive: bool = False) -> int:
@@ -654,7 +583,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 @dataclass
-class RetryAfterOrExponentialBackoff(BackoffStrategy):
+class RetryAfterBackoffStrategy(BackoffStrategy):
     """Honours Retry-After in both of its forms (the CDK's header strategy reads numbers only),
     falls back to exponential backoff, and refuses waits longer than max_wait_seconds."""
 
@@ -698,7 +627,7 @@ class RetryAfterOrExponentialBackoff(BackoffStrategy):
 
 
 @dataclass
-class RefuseUnreadableCursor(StateMigration):
+class CursorCheckStateMigration(StateMigration):
     """A saved cursor that does not parse would end in a system error with a stack trace deep in
     the CDK; this names the stream and the value, as a config error, before anything is read.
     It never changes a state."""

@@ -1,5 +1,4 @@
-"""The small pure functions of the custom components: query filters, date ranges, Retry-After,
-durations."""
+"""The small pure functions of the custom components: Retry-After and durations."""
 
 from __future__ import annotations
 
@@ -9,85 +8,7 @@ import pytest
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils import AirbyteTracedException
 
-from source_ultravox_usage.components import (
-    date_range_parameters,
-    filter_parameters,
-    parse_duration_seconds,
-    retry_after_seconds,
-)
-
-AGENT = "2f1b1e6c-1c3a-4d5e-9f00-1234567890ab"
-
-
-# --------------------------------------------------------------------------- filter_parameters
-
-
-def test_filter_parameters_with_nothing_set():
-    assert filter_parameters({}) == {}
-    assert filter_parameters({"api_key": "k", "start_date": "2025-01-01", "window_days": 30}) == {}
-
-
-@pytest.mark.parametrize(
-    ("config", "expected"),
-    [
-        ({"agent_ids": [AGENT, AGENT.upper()]}, {"agentIds": [AGENT, AGENT.upper()]}),
-        ({"agent_ids": []}, {}),
-        ({"voice_id": AGENT}, {"voiceId": AGENT}),
-        ({"duration_min": 30}, {"durationMin": "30s"}),
-        ({"duration_min": 12.5}, {"durationMin": "12.5s"}),
-        ({"duration_min": 0}, {"durationMin": "0s"}),
-        ({"duration_min": 0.0}, {"durationMin": "0s"}),
-        ({"duration_max": 1e6}, {"durationMax": "1000000s"}),
-        ({"duration_max": 0.1}, {"durationMax": "0.1s"}),
-        ({"duration_max": None}, {}),
-        (
-            {"metadata": [{"key": "a", "value": "1"}, {"key": "b.c", "value": ""}]},
-            {"metadata.a": "1", "metadata.b.c": ""},
-        ),
-        ({"metadata": []}, {}),
-        ({"search": "x y"}, {"search": "x y"}),
-        ({"search": ""}, {}),
-        ({"time_of_day_start": "00:00:00"}, {"timeOfDayStart": "00:00:00"}),
-        ({"time_of_day_end": "23:59:59"}, {"timeOfDayEnd": "23:59:59"}),
-    ],
-)
-def test_filter_parameters(config, expected):
-    assert filter_parameters(config) == expected
-
-
-def test_filter_parameters_does_not_alias_the_config_list():
-    config = {"agent_ids": [AGENT]}
-    params = filter_parameters(config)
-    params["agentIds"].append("x")
-    assert config["agent_ids"] == [AGENT]
-
-
-# --------------------------------------------------------------------------- date_range_parameters
-
-
-CONFIG = {"start_date": "2024-01-01", "end_date": "2024-12-31"}
-MARCH = ("2024-03-01", "2024-03-30")
-
-
-@pytest.mark.parametrize(
-    ("stream_slice", "expected"),
-    [
-        (None, ("2024-01-01", "2024-12-31")),
-        ({}, ("2024-01-01", "2024-12-31")),
-        ({"start_time": "2024-03-01", "end_time": "2024-03-30"}, ("2024-03-01", "2024-03-30")),
-        (
-            {"start_time": "2024-03-01T00:00:00Z", "end_time": "2024-03-30T23:00:00Z"},
-            ("2024-03-01", "2024-03-30"),
-        ),
-        (
-            {"start_time": "2024-03-01T00:00:00Z", "end_time": "2024-03-30T23:59:59Z"},
-            ("2024-03-01", "2024-03-30"),
-        ),
-    ],
-)
-def test_date_range_parameters(stream_slice, expected):
-    assert date_range_parameters(stream_slice, CONFIG) == {"fromDate": expected[0], "toDate": expected[1]}
-
+from source_ultravox_usage.components import parse_duration_seconds, retry_after_seconds
 
 # --------------------------------------------------------------------------- retry_after_seconds
 

@@ -1,4 +1,4 @@
-"""The key goes to the api_url origin however the URL is written (ApiKeyOnApiHost): a host in
+"""The key goes to the api_url origin however the URL is written (SameOriginApiKeyAuthenticator): a host in
 capitals, a scheme in capitals, an explicit default port. requests lower-cases the host of the URL
 it sends to; the origin compare must too, or every request goes out without X-API-Key."""
 

@@ -36,6 +36,9 @@ def only_request(api, **config_overrides):
         pytest.param({"duration_min": 30.0}, {"durationMin": ["30s"]}, id="duration-min-whole-float"),
         pytest.param({"duration_min": 0}, {"durationMin": ["0s"]}, id="duration-min-zero"),
         pytest.param({"duration_max": 3600}, {"durationMax": ["3600s"]}, id="duration-max"),
+        pytest.param({"duration_max": 1e6}, {"durationMax": ["1000000s"]}, id="duration-no-exponent"),
+        pytest.param({"duration_max": 0.1}, {"durationMax": ["0.1s"]}, id="duration-tenth"),
+        pytest.param({"duration_min": 1e-07}, {"durationMin": ["0.0000001s"]}, id="duration-tiny"),
         pytest.param(
             {"duration_min": 30, "duration_max": 90.25},
             {"durationMin": ["30s"], "durationMax": ["90.25s"]},
@@ -50,6 +53,14 @@ def only_request(api, **config_overrides):
             {"metadata": [{"key": "campaign", "value": "spring"}, {"key": "Region", "value": "EU-West"}]},
             {"metadata.campaign": ["spring"], "metadata.Region": ["EU-West"]},
             id="metadata-each",
+        ),
+        pytest.param(
+            {"metadata": [{"key": "b.c", "value": ""}]}, {"metadata.b.c": [""]}, id="metadata-empty-value"
+        ),
+        pytest.param(
+            {"metadata": [{"key": "q", "value": "it's \"quoted\" {x}"}]},
+            {"metadata.q": ["it's \"quoted\" {x}"]},
+            id="metadata-quotes",
         ),
         pytest.param({"search": "Refund & Return"}, {"search": ["Refund & Return"]}, id="search"),
         pytest.param({"time_of_day_start": "09:00:00"}, {"timeOfDayStart": ["09:00:00"]}, id="tod-start"),

@@ -170,7 +170,7 @@ def test_the_schema_rejects(spec, name, value):
 def test_the_schema_checks_only_the_type_of_the_api_key(properties):
     """A schema rule on a string's content (minLength, pattern, ...) makes the CDK quote the value in
     its "Config validation error", and a key with a tab or line break is quoted escaped, past the
-    masking of secrets. The connector checks its length and whitespace instead (ApiKeyIsOneToken),
+    masking of secrets. The connector checks its length and whitespace instead (ApiKeyValidationStrategy),
     without quoting it: test_hostile_config's empty-key, key-with-a-tab and short keys."""
     documentation = {"title", "description", "airbyte_secret", "examples", "order"}
     assert set(properties["api_key"]) - documentation == {"type"}
