@@ -1,0 +1,282 @@
+"""The Connector Builder's own road, as users meet it: the manifest and components.py injected as
+text into `python -m airbyte_cdk.connector_builder.main read` (what the Builder and the CDK's
+manifest server run), in the environment of airbyte-cdk alone, against the sandbox.
+
+The config is the user's plus `__injected_declarative_manifest`, `__command` (`resolve_manifest`
+or `test_read`), `__test_read_config` (the limits) and `__injected_components_py` with its md5;
+custom code runs only with AIRBYTE_ENABLE_UNSAFE_CODE=true. The answer is one RECORD whose data is
+the resolved manifest or the StreamRead (slices -> pages -> request, response, records; logs).
+A test read shows every window as a slice of one page (the API is not paginated) with its request
+and response, the same records as the console script, within the user's limits, with no warning,
+and the API key never appears."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+from airbyte_cdk.sources.declarative.parsers.custom_code_compiler import AirbyteCustomCodeNotPermittedError
+
+from integration_tests.cli import STREAMS, CliResult, configured_catalog, run_cli
+from integration_tests.manifest_only_env import manifest_only_python
+from integration_tests.test_end_to_end import expected_windows
+from ultravox_sandbox import AGENT_USAGE_PATH, BILLING_USAGE_PATH, CONCURRENCY_PATH, USAGE_PATH, Sandbox
+
+PACKAGE = Path(__file__).resolve().parents[1] / "source_ultravox_usage"
+START = "2025-02-10"
+END = "2025-03-04"  # the sandbox fixture's today
+WINDOW_DAYS = 7
+WINDOWS = expected_windows(START, END, WINDOW_DAYS)  # 7 + 7 + 7 + 2 days
+# Large enough for any stream of the range: 23 days of hours are 544 records, 4 windows.
+ENOUGH = {"max_records": 1000, "max_pages_per_slice": 5, "max_slices": 10}
+UNSAFE_CODE = "AIRBYTE_ENABLE_UNSAFE_CODE"
+PATHS = {
+    "allTime": USAGE_PATH,
+    "daily": USAGE_PATH,
+    "hourly": USAGE_PATH,
+    "agentDaily": AGENT_USAGE_PATH,
+    "concurrency": CONCURRENCY_PATH,
+    "billingDaily": BILLING_USAGE_PATH,
+}
+TIMEOUT = 120
+
+
+# -- the Builder's request and answer -------------------------------------------------------------
+
+
+def user_config(box: Sandbox) -> dict[str, Any]:
+    return {
+        "api_key": box.api_key,
+        "api_url": box.url,
+        "start_date": START,
+        "end_date": END,
+        "window_days": WINDOW_DAYS,
+    }
+
+
+def builder_config(box: Sandbox, command: str, limits: dict[str, int] | None = None) -> dict[str, Any]:
+    """The user's config as the Builder sends it: with the manifest, the command, the test-read
+    limits and components.py with its checksum."""
+    components = (PACKAGE / "components.py").read_text()
+    return {
+        **user_config(box),
+        "__injected_declarative_manifest": yaml.safe_load((PACKAGE / "manifest.yaml").read_text()),
+        "__command": command,
+        "__test_read_config": limits or {},
+        "__injected_components_py": components,
+        "__injected_components_py_checksums": {
+            "md5": hashlib.md5(components.encode(), usedforsecurity=False).hexdigest()
+        },
+    }
+
+
+def builder_catalog(stream: str) -> dict[str, Any]:
+    """The catalog the manifest server builds for a test read (`build_catalog`)."""
+    return {
+        "streams": [
+            {
+                "stream": {
+                    "name": stream,
+                    "json_schema": {},
+                    "supported_sync_modes": ["full_refresh", "incremental"],
+                },
+                "sync_mode": "incremental",
+                "destination_sync_mode": "overwrite",
+            }
+        ]
+    }
+
+
+@functools.cache
+def builder_program() -> list[str]:
+    """The Builder's entry point, in the environment of airbyte-cdk alone (checked once)."""
+    return [str(manifest_only_python()), "-m", "airbyte_cdk.connector_builder.main"]
+
+
+def run_builder(
+    box: Sandbox,
+    command: str,
+    stream: str = "daily",
+    limits: dict[str, int] | None = None,
+    unsafe_code: bool = True,
+) -> CliResult:
+    """The Builder's command on `stream`; the sandbox's log then holds its requests only."""
+    env = {name: value for name, value in os.environ.items() if name != UNSAFE_CODE}
+    if unsafe_code:
+        env[UNSAFE_CODE] = "true"
+    config = builder_config(box, command, limits)
+    box.clear_log()
+    return run_cli(
+        "read", config, builder_catalog(stream), timeout=TIMEOUT, program=builder_program(), env=env
+    )
+
+
+def assert_key_never_shown(result: CliResult, box: Sandbox) -> None:
+    shown_on = [
+        name for name, text in (("stdout", result.stdout), ("stderr", result.stderr)) if box.api_key in text
+    ]
+    assert shown_on == [], f"the API key appears on {shown_on}"
+
+
+def builder_answer(result: CliResult, box: Sandbox) -> dict[str, Any]:
+    """The data of the Builder's one RECORD, once the output is known not to show the API key."""
+    assert_key_never_shown(result, box)
+    assert result.returncode == 0
+    answers = [m for m in result.messages if m["type"] != "LOG"]
+    assert [m["type"] for m in answers] == ["RECORD"], [m.get("trace", {}).get("error") for m in answers]
+    return answers[0]["record"]["data"]
+
+
+def read_in_builder(box: Sandbox, stream: str, limits: dict[str, int]) -> dict[str, Any]:
+    """The StreamRead of a test read of `stream`."""
+    return builder_answer(run_builder(box, "test_read", stream, limits), box)
+
+
+def warnings(result_messages: list[dict[str, Any]], stream_read: dict[str, Any] | None = None) -> list[str]:
+    """Every WARN, ERROR or FATAL log: LOG messages and the StreamRead's own logs."""
+    logs = [m["log"] for m in result_messages if m["type"] == "LOG"] + (stream_read or {}).get("logs", [])
+    return [f"{log['level']}: {log['message']}" for log in logs if log["level"] in ("WARN", "ERROR", "FATAL")]
+
+
+# -- what the connector asks and what the sandbox answers -----------------------------------------
+
+
+def window_query(stream: str, first: str, last: str) -> dict[str, list[str]]:
+    """The query of one window, as each endpoint takes it (README: How a sync works)."""
+    if stream == "concurrency":
+        return {"start": [f"{first}T00:00:00Z"], "end": [f"{last}T23:59:59Z"], "bucket": ["hour"]}
+    if stream == "billingDaily":  # toDate exclusive
+        return {"fromDate": [first], "toDate": [(date.fromisoformat(last) + timedelta(days=1)).isoformat()]}
+    return {"fromDate": [first], "toDate": [last]}
+
+
+def expected_queries(stream: str, windows: list[tuple[str, str]] = WINDOWS) -> list[dict[str, list[str]]]:
+    return [window_query(stream, *window) for window in ([(START, END)] if stream == "allTime" else windows)]
+
+
+def served(box: Sandbox, stream: str, query: dict[str, list[str]]) -> Any:
+    """The body the sandbox answers to the stream's endpoint for `query`."""
+    truth = {
+        "agentDaily": box.agent_usage_truth,
+        "concurrency": box.concurrency_truth,
+        "billingDaily": box.billing_truth,
+    }
+    return truth.get(stream, box.ground_truth)(query)
+
+
+def console_script_records(box: Sandbox, stream: str) -> list[dict[str, Any]]:
+    result = run_cli("read", user_config(box), configured_catalog([stream]), timeout=TIMEOUT)
+    assert result.returncode == 0 and result.errors == [], result.errors
+    return result.records(stream)
+
+
+def records_of(stream_read: dict[str, Any]) -> list[dict[str, Any]]:
+    return [record for s in stream_read["slices"] for page in s["pages"] for record in page["records"]]
+
+
+def canonical(records: list[dict[str, Any]]) -> list[str]:
+    """Records in a comparable order: the Builder reads windows in turn, the CLI in parallel."""
+    return sorted(json.dumps(record, sort_keys=True) for record in records)
+
+
+def assert_one_page_per_window(
+    box: Sandbox, stream: str, stream_read: dict[str, Any], queries: list[dict[str, list[str]]]
+) -> None:
+    """A slice of exactly one page per window, in order, each page with the request sent for its
+    window (exact URL and query, the key masked) and the sandbox's answer to it."""
+    assert [len(s["pages"]) for s in stream_read["slices"]] == [1] * len(queries), "pages per slice"
+    for s, query in zip(stream_read["slices"], queries, strict=True):
+        request, response = s["pages"][0]["request"], s["pages"][0]["response"]
+        assert request is not None and response is not None, f"a page without request or response: {query}"
+        url = urlsplit(request["url"])
+        assert (f"{url.scheme}://{url.netloc}{url.path}", parse_qs(url.query)) == (
+            box.origin + PATHS[stream],
+            query,
+        )
+        assert request["http_method"] == "GET"
+        assert {name.lower(): value for name, value in request["headers"].items()}["x-api-key"] == "****"
+        assert response["status"] == 200
+        assert json.loads(response["body"]) == served(box, stream, query)
+    assert [(r.path, r.query, r.status) for r in box.requests] == [
+        (PATHS[stream], query, 200) for query in queries
+    ], "the requests the sandbox received"
+
+
+# -- tests ----------------------------------------------------------------------------------------
+
+
+def test_resolve_manifest_loads_the_injected_files(sandbox: Sandbox) -> None:
+    result = run_builder(sandbox, "resolve_manifest")
+    manifest = builder_answer(result, sandbox)["manifest"]
+    assert [stream["name"] for stream in manifest["streams"]] == list(STREAMS)
+    assert warnings(result.messages) == []
+    assert sandbox.requests == []
+
+
+@pytest.mark.parametrize("stream", list(STREAMS))
+def test_a_test_read_shows_the_console_scripts_records_page_by_page(sandbox: Sandbox, stream: str) -> None:
+    expected = console_script_records(sandbox, stream)
+    stream_read = read_in_builder(sandbox, stream, ENOUGH)
+    assert canonical(records_of(stream_read)) == canonical(expected)
+    assert_one_page_per_window(sandbox, stream, stream_read, expected_queries(stream))
+    assert stream_read["test_read_limit_reached"] is False
+    assert warnings([], stream_read) == []
+
+
+def test_a_test_read_logs_no_warning(sandbox: Sandbox) -> None:
+    """Nothing worse than INFO, neither while the source is built (LOG messages, the same whatever
+    the stream) nor in the read (the StreamRead's logs; also checked for each stream above)."""
+    result = run_builder(sandbox, "test_read", "daily", ENOUGH)
+    stream_read = builder_answer(result, sandbox)
+    assert warnings(result.messages, stream_read) == []
+
+
+def test_a_test_read_stops_at_max_records(sandbox: Sandbox) -> None:
+    """What the Builder promises its users. airbyte-cdk 7.39.1 only sets test_read_limit_reached:
+    a manifest of stock components alone gets every record back too."""
+    hours = sorted(console_script_records(sandbox, "hourly"), key=lambda record: record["hourStart"])
+    assert len(hours) > 100
+    stream_read = read_in_builder(sandbox, "hourly", {**ENOUGH, "max_records": 100})
+    assert len(records_of(stream_read)) == 100
+    # Windows are read in turn, the hours of each in order: the first 100 hours of the range.
+    assert records_of(stream_read) == hours[:100]
+    assert stream_read["test_read_limit_reached"] is True
+
+
+def test_a_test_read_stops_at_max_slices_and_max_pages_per_slice(sandbox: Sandbox) -> None:
+    first_two_windows = [
+        record for record in console_script_records(sandbox, "hourly") if record["date"] <= WINDOWS[1][1]
+    ]
+    stream_read = read_in_builder(sandbox, "hourly", {**ENOUGH, "max_slices": 2, "max_pages_per_slice": 1})
+    assert canonical(records_of(stream_read)) == canonical(first_two_windows)
+    assert_one_page_per_window(sandbox, "hourly", stream_read, expected_queries("hourly", WINDOWS[:2]))
+    assert stream_read["test_read_limit_reached"] is True
+
+
+@pytest.mark.parametrize("command", ["resolve_manifest", "test_read"])
+def test_without_unsafe_code_the_builder_refuses_components_py(sandbox: Sandbox, command: str) -> None:
+    result = run_builder(sandbox, command, "daily", ENOUGH, unsafe_code=False)
+    assert_key_never_shown(result, sandbox)
+    assert result.returncode == 0  # the Builder's main answers with a trace and exits 0
+    [message] = result.messages
+    error = message["trace"]["error"]
+    refusal = str(AirbyteCustomCodeNotPermittedError())
+    assert (message["type"], message["trace"]["type"], error["failure_type"]) == (
+        "TRACE",
+        "ERROR",
+        "system_error",
+    )
+    assert (error["message"], error["internal_message"]) == (f"Error handling request: {refusal}", refusal)
+    assert error["stack_trace"].strip().splitlines()[-1] == (
+        "airbyte_cdk.sources.declarative.parsers.custom_code_compiler."
+        f"AirbyteCustomCodeNotPermittedError: {refusal}"
+    )
+    assert sandbox.requests == []
