@@ -58,8 +58,8 @@ def only_request(api, **config_overrides):
             {"metadata": [{"key": "b.c", "value": ""}]}, {"metadata.b.c": [""]}, id="metadata-empty-value"
         ),
         pytest.param(
-            {"metadata": [{"key": "q", "value": "it's \"quoted\" {x}"}]},
-            {"metadata.q": ["it's \"quoted\" {x}"]},
+            {"metadata": [{"key": "q", "value": 'it\'s "quoted" {x}'}]},
+            {"metadata.q": ['it\'s "quoted" {x}']},
             id="metadata-quotes",
         ),
         pytest.param({"search": "Refund & Return"}, {"search": ["Refund & Return"]}, id="search"),
