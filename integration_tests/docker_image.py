@@ -39,6 +39,10 @@ def image_under_test() -> str:
 
 
 def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    """The docker CLI; `docker run` never pulls: only the image built here may run, and CI reaches no
+    registry but PyPI."""
+    if args[:1] == ("run",):
+        args = ("run", "--pull", "never", *args[1:])
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=DOCKER_TIMEOUT)
 
 
