@@ -3,6 +3,7 @@ ForkedCli runs the same script without paying its imports again, for tests that 
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -183,10 +184,34 @@ def run_cli(
                 path.write_text(json.dumps(content))
                 args += [flag, str(path)]
         proc = subprocess.run([*args, *extra_args], capture_output=True, text=True, timeout=timeout, env=env)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr, parse_messages(proc.stdout))
+
+
+def parse_messages(stdout: str) -> list[dict[str, Any]]:
+    """Each line of a connector's output as a message; a line that is not JSON as `_NOT_JSON`."""
     messages = []
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         try:
             messages.append(json.loads(line))
         except json.JSONDecodeError:
             messages.append({"type": "_NOT_JSON", "line": line})
-    return CliResult(proc.returncode, proc.stdout, proc.stderr, messages)
+    return messages
+
+
+def comparable(result: CliResult) -> list[dict[str, Any]]:
+    """Every message but its emission time, for comparing two runs of the connector; a trace's stack
+    (file paths differ) reduced to its last line, the exception it ends in."""
+    out = []
+    for message in result.messages:
+        message = copy.deepcopy(message)
+        for kind in ("record", "trace"):
+            if kind in message:
+                message[kind].pop("emitted_at", None)
+        error = message.get("trace", {}).get("error")
+        if error and error.get("stack_trace"):
+            error["stack_trace"] = error["stack_trace"].strip().splitlines()[-1]
+        log = message.get("log")
+        if log and "Traceback (most recent call last)" in log["message"]:
+            log["message"] = log["message"].split("Traceback (most recent call last)")[0]
+        out.append(message)
+    return out

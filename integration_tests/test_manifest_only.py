@@ -10,7 +10,6 @@ declares it; check, discover and read go through the runner."""
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from integration_tests.cli import CliResult, configured_catalog, run_cli
+from integration_tests.cli import CliResult, comparable, configured_catalog, run_cli
 from integration_tests.manifest_only_env import manifest_only_python
 from ultravox_sandbox import Faults, Sandbox
 
@@ -47,25 +46,6 @@ RUNNER_FILES = [
     "--components-path",
     str(PACKAGE / "components.py"),
 ]
-
-
-def comparable(result: CliResult) -> list[dict[str, Any]]:
-    """Every message but its emission time; a trace's stack (file paths differ) reduced to its last
-    line, the exception it ends in."""
-    out = []
-    for message in result.messages:
-        message = copy.deepcopy(message)
-        for kind in ("record", "trace"):
-            if kind in message:
-                message[kind].pop("emitted_at", None)
-        error = message.get("trace", {}).get("error")
-        if error and error.get("stack_trace"):
-            error["stack_trace"] = error["stack_trace"].strip().splitlines()[-1]
-        log = message.get("log")
-        if log and "Traceback (most recent call last)" in log["message"]:
-            log["message"] = log["message"].split("Traceback (most recent call last)")[0]
-        out.append(message)
-    return out
 
 
 def both(

@@ -26,7 +26,11 @@ suite checks `check` only), expected_records.jsonl, the future state of abnormal
 the config files as shipped. Regenerate expected_records.jsonl with
 `UPDATE_EXPECTED_RECORDS=1 .venv/bin/python -m pytest integration_tests/test_standard_suite.py`.
 
-Docker image tests are deselected: `-m "not image_tests"`.
+The suite's Docker image tests (marked `image_tests`) run `spec`, `check`, `discover` and `read` in
+the image: scripts/test deselects them, scripts/test-image runs them against the image it builds,
+named by the fixtures below (`connector_image_override` fails without CONNECTOR_IMAGE and
+DOCKER_HOST). `test_docker_image_spec_backward_compatibility` is deselected there too: it fetches the
+published spec from Airbyte's registry, which CI cannot reach.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from airbyte_cdk.test.standard_tests._spec_lint import (
     get_single_spec,
 )
 
+from integration_tests.docker_image import image_under_test
 from source_ultravox_usage import SourceUltravoxUsage
 from ultravox_sandbox import Sandbox
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW, SANDBOX_SEED
@@ -118,6 +123,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest, suite_sandbox: Sandbox) -> ConnectorTestScenario:
     return against_sandbox(request.param, suite_sandbox)
+
+
+# The fixtures of the suite's image tests. The CDK offers them as command-line options in
+# `airbyte_cdk.test.standard_tests.pytest_hooks`, which is not loaded here (see pytest_generate_tests).
+
+
+@pytest.fixture
+def connector_image_override() -> str:
+    """The image scripts/test-image built. Without one, the suite would build its own FROM
+    metadata.yaml's base image, which CI cannot pull."""
+    return image_under_test()
+
+
+@pytest.fixture
+def connector_base_image_override() -> None:
+    """Only used to build an image, and the image is given."""
+    return None
+
+
+@pytest.fixture
+def read_from_streams() -> str:
+    """Every stream the config's read covers (metadata.yaml suggests none)."""
+    return "all"
+
+
+@pytest.fixture
+def read_scenarios() -> str:
+    """Every config listed under `basic_read`: the default reads only configs named `config`,
+    `valid_config` or `default`, and would skip sample_config."""
+    return "all"
 
 
 def _require_sandbox(config: dict[str, Any]) -> None:
