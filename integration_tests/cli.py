@@ -93,6 +93,16 @@ def run_forked(args: list[str], stdout: Any, stderr_path: str) -> None:
         sys.exit(1)
 
 
+# A short range ending on the sandbox fixture's today: four windows of 7 days (7 + 7 + 7 + 2).
+SHORT_RANGE = {"start_date": "2025-02-10", "end_date": "2025-03-04", "window_days": 7}
+
+
+def sandbox_config(box: Any, **overrides: Any) -> dict[str, Any]:
+    """A config for `box` over SHORT_RANGE with one worker, so that two runners emit their
+    messages in the same order."""
+    return {"api_key": box.api_key, "api_url": box.url, **SHORT_RANGE, "num_workers": 1, **overrides}
+
+
 def configured_catalog(
     streams: Iterable[str] = ("allTime", "daily", "hourly"), incremental: bool = True
 ) -> dict:

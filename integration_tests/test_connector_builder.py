@@ -25,16 +25,14 @@ import pytest
 import yaml
 from airbyte_cdk.sources.declarative.parsers.custom_code_compiler import AirbyteCustomCodeNotPermittedError
 
-from integration_tests.cli import STREAMS, CliResult, configured_catalog, run_cli
+from integration_tests.cli import SHORT_RANGE, STREAMS, CliResult, configured_catalog, run_cli, sandbox_config
 from integration_tests.manifest_only_env import manifest_only_python
 from integration_tests.test_end_to_end import expected_windows
 from ultravox_sandbox import AGENT_USAGE_PATH, BILLING_USAGE_PATH, CONCURRENCY_PATH, USAGE_PATH, Sandbox
 
 PACKAGE = Path(__file__).resolve().parents[1] / "source_ultravox_usage"
-START = "2025-02-10"
-END = "2025-03-04"  # the sandbox fixture's today
-WINDOW_DAYS = 7
-WINDOWS = expected_windows(START, END, WINDOW_DAYS)  # 7 + 7 + 7 + 2 days
+START, END = SHORT_RANGE["start_date"], SHORT_RANGE["end_date"]
+WINDOWS = expected_windows(START, END, SHORT_RANGE["window_days"])  # 7 + 7 + 7 + 2 days
 # Large enough for any stream of the range: 23 days of hours are 544 records, 4 windows.
 ENOUGH = {"max_records": 1000, "max_pages_per_slice": 5, "max_slices": 10}
 UNSAFE_CODE = "AIRBYTE_ENABLE_UNSAFE_CODE"
@@ -52,22 +50,12 @@ TIMEOUT = 120
 # -- the Builder's request and answer -------------------------------------------------------------
 
 
-def user_config(box: Sandbox) -> dict[str, Any]:
-    return {
-        "api_key": box.api_key,
-        "api_url": box.url,
-        "start_date": START,
-        "end_date": END,
-        "window_days": WINDOW_DAYS,
-    }
-
-
 def builder_config(box: Sandbox, command: str, limits: dict[str, int] | None = None) -> dict[str, Any]:
     """The user's config as the Builder sends it: with the manifest, the command, the test-read
     limits and components.py with its checksum."""
     components = (PACKAGE / "components.py").read_text()
     return {
-        **user_config(box),
+        **sandbox_config(box),
         "__injected_declarative_manifest": yaml.safe_load((PACKAGE / "manifest.yaml").read_text()),
         "__command": command,
         "__test_read_config": limits or {},
@@ -173,7 +161,7 @@ def served(box: Sandbox, stream: str, query: dict[str, list[str]]) -> Any:
 
 
 def console_script_records(box: Sandbox, stream: str) -> list[dict[str, Any]]:
-    result = run_cli("read", user_config(box), configured_catalog([stream]), timeout=TIMEOUT)
+    result = run_cli("read", sandbox_config(box), configured_catalog([stream]), timeout=TIMEOUT)
     assert result.returncode == 0 and result.errors == [], result.errors
     return result.records(stream)
 

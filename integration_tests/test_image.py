@@ -17,15 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from integration_tests.cli import STREAMS, CliResult, comparable, configured_catalog, run_cli
+from integration_tests.cli import STREAMS, CliResult, comparable, configured_catalog, run_cli, sandbox_config
 from integration_tests.docker_image import docker, image_under_test, run_image
 from ultravox_sandbox import Sandbox
 
 pytestmark = pytest.mark.image_tests
 
 ROOT = Path(__file__).resolve().parents[1]
-START = "2025-02-10"
-END = "2025-03-04"  # the sandbox fixture's today
 CLI_TIMEOUT = 120
 CONSOLE_SCRIPT = "source-ultravox-usage"
 
@@ -33,19 +31,6 @@ CONSOLE_SCRIPT = "source-ultravox-usage"
 @pytest.fixture(scope="module")
 def image() -> str:
     return image_under_test()
-
-
-def config_for(box: Sandbox, **overrides: Any) -> dict[str, Any]:
-    """One worker, so that both runs emit their messages in the same order."""
-    return {
-        "api_key": box.api_key,
-        "api_url": box.url,
-        "start_date": START,
-        "end_date": END,
-        "window_days": 7,
-        "num_workers": 1,
-        **overrides,
-    }
 
 
 def image_and_script(
@@ -109,18 +94,20 @@ def test_spec(image: str) -> None:
 
 
 def test_check_and_discover(image: str, sandbox: Sandbox) -> None:
-    checked = image_and_script(image, sandbox, "check", config_for(sandbox))
+    checked = image_and_script(image, sandbox, "check", sandbox_config(sandbox))
     assert checked.connection_status == {"status": "SUCCEEDED"}
-    rejected = image_and_script(image, sandbox, "check", config_for(sandbox, api_key="wrong-key-0123456789"))
+    rejected = image_and_script(
+        image, sandbox, "check", sandbox_config(sandbox, api_key="wrong-key-0123456789")
+    )
     assert rejected.connection_status["status"] == "FAILED"
     assert "Ultravox rejected the API key" in rejected.connection_status["message"]
-    discovered = image_and_script(image, sandbox, "discover", config_for(sandbox))
+    discovered = image_and_script(image, sandbox, "discover", sandbox_config(sandbox))
     [catalog] = discovered.of_type("CATALOG")
     assert sorted(stream["name"] for stream in catalog["catalog"]["streams"]) == sorted(STREAMS)
 
 
 def test_read_all_streams_full_then_incremental(image: str, sandbox: Sandbox) -> None:
-    config, catalog = config_for(sandbox), configured_catalog(STREAMS)
+    config, catalog = sandbox_config(sandbox), configured_catalog(STREAMS)
     full = image_and_script(image, sandbox, "read", config, catalog)
     assert full.returncode == 0 and full.errors == []
     for stream in STREAMS:
@@ -132,7 +119,7 @@ def test_read_all_streams_full_then_incremental(image: str, sandbox: Sandbox) ->
 
 def test_failed_read(image: str, sandbox: Sandbox) -> None:
     """A rejected key ends the image's read as the script's: exit code 1 and a config error."""
-    config = config_for(sandbox, api_key="wrong-key-0123456789")
+    config = sandbox_config(sandbox, api_key="wrong-key-0123456789")
     failed = image_and_script(image, sandbox, "read", config, configured_catalog(["daily"]))
     assert failed.returncode == 1
     assert {e["failure_type"] for e in failed.errors} == {"config_error"}

@@ -18,14 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from integration_tests.cli import CliResult, comparable, configured_catalog, run_cli
+from integration_tests.cli import CliResult, comparable, configured_catalog, run_cli, sandbox_config
 from integration_tests.manifest_only_env import manifest_only_python
 from ultravox_sandbox import Faults, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "source_ultravox_usage"
-START = "2025-02-10"
-END = "2025-03-04"  # the sandbox fixture's today
 CLI_TIMEOUT = 120
 
 
@@ -73,19 +71,6 @@ def both(
     return results[0], results[1]
 
 
-def config_for(box: Sandbox, **overrides: Any) -> dict[str, Any]:
-    config = {
-        "api_key": box.api_key,
-        "api_url": box.url,
-        "start_date": START,
-        "end_date": END,
-        "window_days": 7,
-        "num_workers": 1,
-    }
-    config.update(overrides)
-    return config
-
-
 def assert_same(package: CliResult, manifest_only: CliResult) -> None:
     assert package.stderr == "" and manifest_only.stderr == ""
     assert (package.returncode, comparable(package)) == (manifest_only.returncode, comparable(manifest_only))
@@ -102,11 +87,11 @@ def test_check_and_discover_are_the_same(
     runner: list[str], runner_env: dict[str, str], sandbox: Sandbox
 ) -> None:
     for command in ("check", "discover"):
-        package, manifest_only = both(runner, runner_env, command, config_for(sandbox))
+        package, manifest_only = both(runner, runner_env, command, sandbox_config(sandbox))
         assert_same(package, manifest_only)
     assert manifest_only.of_type("CATALOG")[0]["catalog"]["streams"], "discover found no stream"
     package, manifest_only = both(
-        runner, runner_env, "check", config_for(sandbox, api_key="wrong-key-0123456789")
+        runner, runner_env, "check", sandbox_config(sandbox, api_key="wrong-key-0123456789")
     )
     assert_same(package, manifest_only)
     assert manifest_only.connection_status["status"] == "FAILED"
@@ -115,7 +100,7 @@ def test_check_and_discover_are_the_same(
 
 @pytest.fixture
 def incremental_state(sandbox: Sandbox) -> Iterator[list[dict[str, Any]]]:
-    first = run_cli("read", config_for(sandbox), configured_catalog(), timeout=CLI_TIMEOUT)
+    first = run_cli("read", sandbox_config(sandbox), configured_catalog(), timeout=CLI_TIMEOUT)
     assert first.returncode == 0, first.errors
     yield first.last_state()
 
@@ -123,7 +108,7 @@ def incremental_state(sandbox: Sandbox) -> Iterator[list[dict[str, Any]]]:
 def test_read_full_and_incremental_are_the_same(
     runner: list[str], runner_env: dict[str, str], sandbox: Sandbox, incremental_state: list[dict[str, Any]]
 ) -> None:
-    config = config_for(
+    config = sandbox_config(
         sandbox, agent_ids=[sandbox.calls[0].agent_id], metadata=[{"key": "tier", "value": "gold"}]
     )
     for state in (None, incremental_state):
@@ -147,7 +132,7 @@ def test_read_full_and_incremental_are_the_same(
 def test_typed_errors_are_the_same(
     runner: list[str], runner_env: dict[str, str], sandbox: Sandbox, faults: Faults, overrides, failure_type
 ) -> None:
-    config = config_for(sandbox, **overrides)
+    config = sandbox_config(sandbox, **overrides)
     catalog = configured_catalog(["allTime"])
     sandbox.faults = faults
     package = run_cli("read", config, catalog, timeout=CLI_TIMEOUT)
