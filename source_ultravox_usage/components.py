@@ -3,7 +3,9 @@
 The manifest names these classes `source_declarative_manifest.components.<Class>`, the
 manifest-only convention: airbyte-cdk's `source-declarative-manifest` registers this file under
 that name, and the package registers it too (source.py). The file imports nothing but
-airbyte-cdk and its dependencies, so it runs in either place unchanged.
+airbyte-cdk and its dependencies, so it runs in either place unchanged. No `from __future__ import
+annotations`: the Connector Builder execs this file before registering its module, and dataclasses
+cannot then resolve annotations written as strings.
 """
 
 import email.utils
