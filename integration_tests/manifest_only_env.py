@@ -26,7 +26,7 @@ def manifest_only_python() -> Path:
         text=True,
         check=True,
     ).stdout.lower()
-    if not all(requirement.lower() in frozen for requirement in REQUIREMENTS):
+    if not {requirement.lower() for requirement in REQUIREMENTS} <= set(frozen.split()):
         subprocess.run(
             [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
             check=True,

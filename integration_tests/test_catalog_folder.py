@@ -210,6 +210,7 @@ def test_airbytes_standard_suite_passes_on_the_folder(connector_folder: Path, sa
         timeout=SUITE_TIMEOUT,
     )
     output = result.stdout + result.stderr
+    assert sandbox.api_key not in output, "the suite's output shows the API key"
     summary = re.findall(r"^=+ (.*) in [\d.]+s =+$", result.stdout, re.MULTILINE)
     passed = sorted(re.findall(r"^PASSED (.*)$", result.stdout, re.MULTILINE))
     # The summary is exact: any failure or error would add its count to it.

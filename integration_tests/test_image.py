@@ -42,7 +42,8 @@ def image_and_script(
     state: list[dict[str, Any]] | None = None,
 ) -> CliResult:
     """The command in the image and from the console script: the same exit code, the same messages,
-    nothing on stderr, and (with `box`) the same requests to the sandbox. Returns the image's run."""
+    nothing on stderr, the config's key nowhere in the output, and (with `box`) the same requests
+    to the sandbox. Returns the image's run."""
     results, sent = [], []
     for runner in ("image", "script"):
         if box is not None:
@@ -54,6 +55,8 @@ def image_and_script(
         if box is not None:
             sent.append(sorted((r.path, sorted(r.query.items())) for r in box.requests))
     in_image, script = results
+    if config and config.get("api_key"):
+        assert config["api_key"] not in in_image.stdout + script.stdout, "the API key was shown"
     assert (in_image.stderr, script.stderr) == ("", "")
     assert (in_image.returncode, comparable(in_image)) == (script.returncode, comparable(script))
     if box is not None:

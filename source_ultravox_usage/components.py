@@ -34,6 +34,9 @@ from airbyte_cdk.sources.declarative.models.declarative_component_schema import 
     DeclarativeStream as DeclarativeStreamModel,
 )
 from airbyte_cdk.sources.declarative.requesters.error_handlers import HttpResponseFilter
+from airbyte_cdk.sources.declarative.requesters.error_handlers.default_http_response_filter import (
+    DefaultHttpResponseFilter,
+)
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
     ConfigTransformation,
@@ -466,25 +469,29 @@ def bad_record(stream: str, field_name: str, value: Any, expected: str) -> Airby
 @dataclass
 class UsageErrorHandler(ErrorHandler):
     """What the stock DefaultErrorHandler, placed after this one in a CompositeErrorHandler, cannot
-    do. Its `failures` are stock response filters whose FAIL this handler raises itself, with the
-    filter's message as the internal message too: on a FAIL the CDK puts the raw answer, unmasked,
-    in the trace's internal_message, and an answer can echo the API key. It also takes what no
-    filter sees, exceptions, and what no filter can tell, a 504's dates: a window of several days
-    the API is too slow to answer (a read timeout, or a 504) is split in two when split_windows is
-    set (a single day is retried); an unreachable host or a dropped connection is retried; a TLS
+    do. It raises every FAIL itself, with the message as the internal message too: on a FAIL the
+    CDK puts the raw answer, unmasked, in the trace's internal_message, and an answer can echo the
+    API key. `filters` are stock response filters in order of priority, the first match wins: a
+    FAIL is raised, any other action is the stock handler's, which holds that filter too (None);
+    an answer no filter matches fails when the CDK's default mapping says so (a 405). It also takes
+    what no filter sees, exceptions, and what no filter can tell, a 504's dates: a window of several
+    days the API is too slow to answer (a read timeout, or a 504) is split in two when split_windows
+    is set (a single day is retried); an unreachable host or a dropped connection is retried; a TLS
     failure or an unusable URL fails at once as a config error, since retrying cannot mend it.
-    Anything else is the stock handler's (None), and so is an answer that one of its `splits`
-    (the stock handler's SPLIT_REQUEST_WINDOW filters) matches, such as a 400 "too large"."""
+    It must not be the composite's last handler: None means "the next handler's"."""
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
-    failures: list[HttpResponseFilter] = field(default_factory=list)
-    splits: list[HttpResponseFilter] = field(default_factory=list)
+    filters: list[HttpResponseFilter] = field(default_factory=list)
     split_windows: bool = False
     # billing's toDate is the day after its window.
     end_exclusive: bool = False
+    # The composite's retries and wait are its first handler's: these.
     max_retries: int | None = 6
     max_time: int | None = 600
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.default_mapping = DefaultHttpResponseFilter(config=self.config, parameters={})
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
@@ -500,21 +507,7 @@ class UsageErrorHandler(ErrorHandler):
                 error_message="Ultravox timed out on this date range; reading it in two halves.",
             )
         if isinstance(error, requests.Response):
-            if any(split.matches(error) for split in self.splits):
-                return None
-            for failure in self.failures:
-                if resolution := failure.matches(error):
-                    message = filter_secrets(
-                        resolution.error_message or f"Ultravox answered {error.status_code}."
-                    )
-                    raise AirbyteTracedException(
-                        message=message,
-                        internal_message=f"{error.status_code}: {message}",
-                        failure_type=resolution.failure_type or FailureType.system_error,
-                    )
-            return None
-        if not isinstance(error, requests.RequestException):
-            return None
+            return None if error.ok else self.resolve_answer(error)
         # Raised, not resolved as FAIL: the composite would hand a FAIL on to the stock handler,
         # whose default for an exception it does not list is to retry.
         if isinstance(error, requests.exceptions.SSLError):
@@ -533,15 +526,31 @@ class UsageErrorHandler(ErrorHandler):
                 f"The connector cannot send a request to {host_of(error)} "
                 f"({type(error).__name__}: {first_line(error)}). Check api_url."
             )
-        return ErrorResolution(
-            response_action=ResponseAction.RETRY,
-            failure_type=FailureType.transient_error,
-            error_message=(
-                f"Ultravox did not answer ({type(error).__name__}: the host could not be reached, "
-                "timed out or dropped the connection). The sync will pick up from its last state "
-                "on the next run."
-            ),
-        )
+        unanswered = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+        if isinstance(error, unanswered):
+            return ErrorResolution(
+                response_action=ResponseAction.RETRY,
+                failure_type=FailureType.transient_error,
+                error_message=(
+                    f"Ultravox did not answer ({type(error).__name__}: the host could not be reached, "
+                    "timed out or dropped the connection). The sync will pick up from its last state "
+                    "on the next run."
+                ),
+            )
+        return None
+
+    def resolve_answer(self, response: requests.Response) -> None:
+        """Raises the FAIL of the first filter that matches, else of the CDK's default mapping."""
+        resolution = next(filter(None, (each.matches(response) for each in self.filters)), None)
+        if resolution is None:
+            resolution = self.default_mapping.matches(response)
+        if resolution is not None and resolution.response_action == ResponseAction.FAIL:
+            message = filter_secrets(resolution.error_message or f"Ultravox answered {response.status_code}.")
+            raise AirbyteTracedException(
+                message=message,
+                internal_message=f"{response.status_code}: {message}",
+                failure_type=resolution.failure_type or FailureType.system_error,
+            )
 
 
 def days_requested(response_or_exception: requests.Response | Exception, end_exclusive: bool = False) -> int:

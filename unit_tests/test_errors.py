@@ -61,6 +61,35 @@ def test_rejected_key_is_a_config_error(api, status, body, detail):
 
 
 @pytest.mark.parametrize("status", [401, 403])
+def test_a_rejected_key_whose_detail_says_too_long_fails_and_is_not_split(api, status):
+    """The filters keep their order of priority: a rejected key fails at once even when its detail
+    happens to say "too long", the words that split a refused window."""
+    api.register(status_code=status, json={"detail": "Key too long"})
+    output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["daily"], fails=True)
+    [(failure_type, message)] = errors(output)
+    assert failure_type == "config_error"
+    assert message.startswith(
+        "Ultravox rejected the API key (Key too long)" if status != 404 else "Ultravox answered 404"
+    )
+    assert [(query(r)["fromDate"][0], query(r)["toDate"][0]) for r in api.requests] == [
+        ("2025-03-01", "2025-03-04")
+    ]
+
+
+def test_an_answer_no_filter_knows_fails_as_the_cdk_maps_it(api):
+    """A 405 matches none of the connector's filters: it fails at once with the CDK's message."""
+    api.register(status_code=405, json={"detail": "Method not allowed."})
+    output = read_all_time()
+    assert errors(output) == [
+        (
+            "system_error",
+            "HTTP Status Code: 405. Error: Method not allowed. Please check your request method.",
+        )
+    ]
+    assert api.call_count == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
 def test_rejected_key_is_not_sent_again_in_the_same_sync(api, status):
     """The CDK goes on reading a stream's other windows after one failed: each stream sends the
     rejected key once (num_workers=1, so none is already in flight), then refuses to send it."""

@@ -62,6 +62,27 @@ def only_request(api, **config_overrides):
             {"metadata.q": ['it\'s "quoted" {x}']},
             id="metadata-quotes",
         ),
+        # The query is a dict rendered by Jinja and read back by the CDK: values that could break
+        # that round trip come through exactly.
+        pytest.param(
+            {"metadata": [{"key": "path", "value": "C:\\temp\\n"}]},
+            {"metadata.path": ["C:\\temp\\n"]},
+            id="metadata-backslashes",
+        ),
+        pytest.param(
+            {"metadata": [{"key": "région", "value": "Zürich\u2028Genève"}]},
+            {"metadata.région": ["Zürich\u2028Genève"]},
+            id="metadata-unicode-and-line-separator",
+        ),
+        pytest.param(
+            {"metadata": [{"key": "tpl", "value": "{{ config['api_key'] }}"}]},
+            {"metadata.tpl": ["{{ config['api_key'] }}"]},
+            id="metadata-jinja-looking-value-not-rendered",
+        ),
+        pytest.param(
+            {"metadata": [{"key": "k", "value": "None"}]}, {"metadata.k": ["None"]}, id="value-None"
+        ),
+        pytest.param({"search": 'say "hi" \\ it\'s'}, {"search": ['say "hi" \\ it\'s']}, id="search-quotes"),
         pytest.param({"search": "Refund & Return"}, {"search": ["Refund & Return"]}, id="search"),
         pytest.param({"time_of_day_start": "09:00:00"}, {"timeOfDayStart": ["09:00:00"]}, id="tod-start"),
         pytest.param({"time_of_day_end": "17:30:59"}, {"timeOfDayEnd": ["17:30:59"]}, id="tod-end"),
