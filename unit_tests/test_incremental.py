@@ -8,6 +8,8 @@ stream is what pins a window list to a stream."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from unit_tests.conftest import (
@@ -328,6 +330,28 @@ def test_month_boundary_in_february_of_a_leap_year(api):
     assert [r["date"] for r in records(output, "daily")] == ["2024-02-29"]
     assert final_state(output, "daily") == {"date": "2024-03-01"}
     assert final_state(output, "hourly") == {"hourStart": "2024-03-01T00:00:00Z"}
+
+
+def test_a_future_end_date_stops_the_windows_and_the_state_at_today(api):
+    """end_date may be later than today (a bounded backfill), and an API may list the days to come
+    with zeros: the windows and the state stop at today (UTC), so the next sync reads those days."""
+    for _ in range(2):  # again if the test ran across midnight UTC
+        today = datetime.now(UTC).date()
+        start, end = today - timedelta(days=5), today + timedelta(days=20)
+        every_day = days(start.isoformat(), end.isoformat())
+        api.adapter.reset()
+        api.serve(daily=daily_rows(*every_day), hourly=hourly_rows(*every_day))
+        config = make_config(start_date=start.isoformat(), end_date=end.isoformat(), window_days=3)
+        output = run_read(config, streams=WINDOW_STREAMS)
+        if datetime.now(UTC).date() == today:
+            break
+    assert errors(output) == []
+    assert api.date_ranges() == both(windows(start.isoformat(), today.isoformat(), 3))
+    until_today = days(start.isoformat(), today.isoformat())
+    assert [record["date"] for record in records(output, "daily")] == until_today
+    assert [record["date"] for record in records(output, "hourly")] == until_today
+    assert final_state(output, "daily") == {"date": today.isoformat()}
+    assert final_state(output, "hourly") == {"hourStart": f"{today}T05:00:00Z"}
 
 
 @pytest.mark.parametrize(
