@@ -208,10 +208,14 @@ def parse_messages(stdout: str) -> list[dict[str, Any]]:
     return messages
 
 
-def comparable(result: CliResult) -> list[dict[str, Any]]:
-    """Every message but its emission time, for comparing two runs of the connector; a trace's stack
-    (file paths differ) reduced to its last line, the exception it ends in."""
-    out = []
+def comparable(result: CliResult) -> dict[str, Any]:
+    """Every message but its emission time, for comparing two runs of the connector: each stream's
+    own messages (records, states, statuses, errors) in their order, the other messages in theirs,
+    and the log lines as a sorted list. The CDK reads streams concurrently, even with one worker, so
+    the messages of different streams interleave differently from run to run. A trace's stack (file
+    paths differ) is reduced to its last line, the exception it ends in."""
+    streams: dict[str, list[dict[str, Any]]] = {}
+    logs, others = [], []
     for message in result.messages:
         message = copy.deepcopy(message)
         for kind in ("record", "trace"):
@@ -223,5 +227,19 @@ def comparable(result: CliResult) -> list[dict[str, Any]]:
         log = message.get("log")
         if log and "Traceback (most recent call last)" in log["message"]:
             log["message"] = log["message"].split("Traceback (most recent call last)")[0]
-        out.append(message)
-    return out
+        if stream := stream_of(message):
+            streams.setdefault(stream, []).append(message)
+        elif log:
+            logs.append(message)
+        else:
+            others.append(message)
+    return {"streams": streams, "others": others, "logs": sorted(logs, key=json.dumps)}
+
+
+def stream_of(message: dict[str, Any]) -> str | None:
+    """The stream a message belongs to, if it names one."""
+    if "record" in message:
+        return message["record"]["stream"]
+    trace = message.get("trace", {})
+    holder = message.get("state", {}).get("stream") or trace.get("stream_status") or trace.get("error") or {}
+    return holder.get("stream_descriptor", {}).get("name")
