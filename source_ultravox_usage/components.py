@@ -51,7 +51,9 @@ from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 logger = logging.getLogger("airbyte")
 
 API_KEY_HEADER = "X-API-Key"
-DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
+# The seconds string the server writes (protobuf's JSON form of a Duration), a sign included: the
+# published schema says only "string" and sets no minimum on any figure.
+DURATION = re.compile(r"(-?\d+(?:\.\d+)?)s")
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -380,25 +382,27 @@ class AgentDaysExtractor(RecordExtractor):
                     yield {**day, "agentId": agent.get("agentId"), "agentName": agent.get("name")}
 
 
-# What each kind of CheckedRecordTransformation field must hold, in the order they are checked.
+# What each kind of CheckedRecordTransformation field must hold, in the order they are checked:
+# the type and format the published OpenAPI schema states, nothing more. It sets no minimum on any
+# figure (a refund or credit makes minutes negative) and no minLength on any string (an agent's
+# name may be ""). An hour is "Hour of day (0-23)" there, and hourStart cannot be built from another.
 FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "counts": (lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
-    "amounts": (
-        lambda v: not isinstance(v, bool) and isinstance(v, int | float) and 0 <= v < math.inf,
-        "a number >= 0",
-    ),
+    "counts": (lambda v: type(v) is int, "an integer"),
+    "amounts": (lambda v: not isinstance(v, bool) and isinstance(v, int | float), "a number"),
     "dates": (lambda v: isinstance(v, str) and is_iso_date(v), "a YYYY-MM-DD date"),
     "hours": (lambda v: type(v) is int and 0 <= v <= 23, "an hour from 0 to 23"),
-    "texts": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "texts": (lambda v: isinstance(v, str), "a string"),
 }
 
 
 @dataclass
 class CheckedRecordTransformation(RecordTransformation):
-    """Refuses a record whose fields break the stream's schema, quoting the field and value (jinja
-    cannot raise such an error, and a silent guess would land wrong figures in the warehouse), and
-    derives what only parsing can: durationSeconds from a `duration` such as "1234.5s", and each
-    timestamp in one RFC 3339 UTC form, so cursors and primary keys compare as written."""
+    """Refuses a record whose fields break the endpoint's published schema, quoting the field and
+    value (jinja cannot raise such an error, and a silent guess would land wrong figures in the
+    warehouse), and derives what only parsing can: durationSeconds from a `duration` such as
+    "1234.5s", and each timestamp in one RFC 3339 UTC form, so cursors and primary keys compare as
+    written. A field in `optional` (not required by the schema) is checked only when present.
+    Null is no value the schema allows, so a null field fails like a missing required one."""
 
     parameters: InitVar[Mapping[str, Any]]
     counts: list[str] = field(default_factory=list)
@@ -408,6 +412,7 @@ class CheckedRecordTransformation(RecordTransformation):
     texts: list[str] = field(default_factory=list)
     timestamps: list[str] = field(default_factory=list)
     durations: list[str] = field(default_factory=list)
+    optional: list[str] = field(default_factory=list)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.stream = parameters["name"]
@@ -421,6 +426,8 @@ class CheckedRecordTransformation(RecordTransformation):
     ) -> None:
         for kind, (holds, expected) in FIELD_CHECKS.items():
             for name in getattr(self, kind):
+                if name in self.optional and name not in record:
+                    continue
                 value = record.get(name)
                 if not holds(value):
                     raise bad_record(self.stream, name, value, expected)

@@ -149,20 +149,79 @@ def test_a_body_of_another_shape_is_a_system_error_naming_the_endpoint(api, body
     assert records(output, "agentDaily") == []
 
 
+def test_an_agent_named_empty_syncs_as_sent(api):
+    # The published schema gives AgentBasic.name no minLength.
+    nameless = {"agentId": AGENT_B["agentId"], "name": ""}
+    serve(api, [(nameless, [row("2025-03-02", 1, 0.5)]), (AGENT_A, [row("2025-03-02")])])
+    output = read()
+    assert errors(output) == []
+    assert sorted(records(output, "agentDaily"), key=lambda r: r["agentId"]) == [
+        {
+            "agentId": AGENT_A["agentId"],
+            "agentName": "Front desk",
+            "date": "2025-03-02",
+            "calls": 2,
+            "billedMinutes": 3.5,
+        },
+        {
+            "agentId": AGENT_B["agentId"],
+            "agentName": "",
+            "date": "2025-03-02",
+            "calls": 1,
+            "billedMinutes": 0.5,
+        },
+    ]
+
+
+def test_negative_figures_sync_as_sent(api):
+    # The published schema sets no minimum: a credit makes a day's minutes (and a count) negative.
+    serve(api, [(AGENT_A, [row("2025-03-01", calls=-1, minutes=-12.5), row("2025-03-02", 0, -0.1)])])
+    output = read()
+    assert errors(output) == []
+    assert sorted(records(output, "agentDaily"), key=lambda r: r["date"]) == [
+        {
+            "agentId": AGENT_A["agentId"],
+            "agentName": "Front desk",
+            "date": "2025-03-01",
+            "calls": -1,
+            "billedMinutes": -12.5,
+        },
+        {
+            "agentId": AGENT_A["agentId"],
+            "agentName": "Front desk",
+            "date": "2025-03-02",
+            "calls": 0,
+            "billedMinutes": -0.1,
+        },
+    ]
+    assert final_state(output, "agentDaily") == {"date": "2025-03-02"}
+
+
 @pytest.mark.parametrize(
-    ("agent", "day", "field", "shown"),
+    ("agent", "day", "field", "shown", "expected"),
     [
-        ({"agentId": None, "name": "x"}, row("2025-03-01"), "agentId", "None"),
-        ({"agentId": "a", "name": ""}, row("2025-03-01"), "agentName", "''"),
-        (AGENT_A, row("2025-03-01", calls=-1), "calls", "-1"),
-        (AGENT_A, row("2025-03-01", calls=2.5), "calls", "2.5"),
-        (AGENT_A, row("2025-03-01", minutes="3"), "billedMinutes", "'3'"),
-        (AGENT_A, row("2025-3-1"), "date", "'2025-3-1'"),
+        ({"agentId": None, "name": "x"}, row("2025-03-01"), "agentId", "None", "a string"),
+        ({"agentId": AGENT_A["agentId"]}, row("2025-03-01"), "agentName", "None", "a string"),
+        ({**AGENT_A, "name": 7}, row("2025-03-01"), "agentName", "7", "a string"),
+        (AGENT_A, row("2025-03-01", calls=2.0), "calls", "2.0", "an integer"),
+        (AGENT_A, row("2025-03-01", calls="3"), "calls", "'3'", "an integer"),
+        (AGENT_A, row("2025-03-01", calls=True), "calls", "True", "an integer"),
+        (AGENT_A, {"date": "2025-03-01", "billedMinutes": 1.0}, "calls", "None", "an integer"),
+        (AGENT_A, row("2025-03-01", minutes="3"), "billedMinutes", "'3'", "a number"),
+        (AGENT_A, row("2025-03-01", minutes=False), "billedMinutes", "False", "a number"),
+        (AGENT_A, row("2025-3-1"), "date", "'2025-3-1'", "a YYYY-MM-DD date"),
     ],
 )
-def test_a_value_the_schema_cannot_hold_is_a_system_error_quoting_it(api, agent, day, field, shown):
+def test_a_missing_field_or_a_wrong_type_is_a_system_error_quoting_it(
+    api, agent, day, field, shown, expected
+):
     api.register(url=AGENTS_URL, json=[{"agent": agent, "usage": [day]}])
     output = read(fails=True)
-    [(failure_type, message)] = errors(output)
-    assert failure_type == "system_error"
-    assert message.startswith(f"Ultravox sent a agentDaily record whose {field} is {shown}, not ")
+    assert errors(output) == [
+        (
+            "system_error",
+            f"Ultravox sent a agentDaily record whose {field} is {shown}, not {expected}. "
+            "The connector stops rather than guess; please report this response shape.",
+        )
+    ]
+    assert records(output, "agentDaily") == []

@@ -138,17 +138,43 @@ def test_a_body_of_another_shape_is_a_system_error_naming_the_endpoint(api, body
     )
 
 
+def test_negative_minutes_and_a_day_without_sip_minutes_sync_as_sent(api):
+    # The published schema sets no minimum on minutes and does not require sipMinutes.
+    rows = [
+        bill_day("2025-03-01", minutes=-1.0, sip=-0.5),
+        bill_day("2025-03-02", minutes=-0.1, sip=0.0),
+        {"date": "2025-03-03", "minutes": 4.5},
+    ]
+    api.register(url=BILLING_URL, json={"dailyUsage": rows, "totalMinutes": 3.4, "totalSipMinutes": -0.5})
+    output = read()
+    assert errors(output) == []
+    assert records(output, "billingDaily") == [
+        {"date": "2025-03-01", "minutes": -1.0, "sipMinutes": -0.5},
+        {"date": "2025-03-02", "minutes": -0.1, "sipMinutes": 0.0},
+        {"date": "2025-03-03", "minutes": 4.5},
+    ]
+    assert final_state(output, "billingDaily") == {"date": "2025-03-03"}
+
+
 @pytest.mark.parametrize(
-    ("bad", "field", "shown"),
+    ("bad", "field", "shown", "expected"),
     [
-        (bill_day("2025-03-01", minutes=-1), "minutes", "-1"),
-        (bill_day("2025-03-01", sip=None), "sipMinutes", "None"),
-        (bill_day("01/03/2025"), "date", "'01/03/2025'"),
+        ({"date": "2025-03-01", "sipMinutes": 0.0}, "minutes", "None", "a number"),
+        (bill_day("2025-03-01", minutes="-1"), "minutes", "'-1'", "a number"),
+        (bill_day("2025-03-01", minutes=True), "minutes", "True", "a number"),
+        (bill_day("2025-03-01", sip=None), "sipMinutes", "None", "a number"),
+        ({"minutes": 1.0, "sipMinutes": 0.0}, "date", "None", "a YYYY-MM-DD date"),
+        (bill_day("01/03/2025"), "date", "'01/03/2025'", "a YYYY-MM-DD date"),
     ],
 )
-def test_a_value_the_schema_cannot_hold_is_a_system_error_quoting_it(api, bad, field, shown):
+def test_a_missing_field_or_a_wrong_type_is_a_system_error_quoting_it(api, bad, field, shown, expected):
     api.register(url=BILLING_URL, json={"dailyUsage": [bad], "totalMinutes": 0, "totalSipMinutes": 0})
     output = read(fails=True)
-    [(failure_type, message)] = errors(output)
-    assert failure_type == "system_error"
-    assert message.startswith(f"Ultravox sent a billingDaily record whose {field} is {shown}, not ")
+    assert errors(output) == [
+        (
+            "system_error",
+            f"Ultravox sent a billingDaily record whose {field} is {shown}, not {expected}. "
+            "The connector stops rather than guess; please report this response shape.",
+        )
+    ]
+    assert records(output, "billingDaily") == []

@@ -43,7 +43,16 @@ def test_retry_after_seconds(value, expected):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("0s", 0.0), ("30s", 30.0), ("1234.5s", 1234.5), ("0.000001s", 0.000001), ("86400s", 86400.0)],
+    [
+        ("0s", 0.0),
+        ("30s", 30.0),
+        ("1234.5s", 1234.5),
+        ("0.000001s", 0.000001),
+        ("86400s", 86400.0),
+        # A negative duration in the same seconds form: the schema sets no minimum on any figure.
+        ("-3s", -3.0),
+        ("-0.5s", -0.5),
+    ],
 )
 def test_parse_duration_seconds(value, expected):
     assert parse_duration_seconds(value) == expected
@@ -57,7 +66,9 @@ def test_parse_duration_seconds(value, expected):
         (None, "None"),
         ("", "''"),
         ("30", "'30'"),
-        ("-3s", "'-3s'"),
+        ("+3s", "'+3s'"),
+        ("--3s", "'--3s'"),
+        ("-s", "'-s'"),
         ("1e3s", "'1e3s'"),
         ("30S", "'30S'"),
         (" 30s", "' 30s'"),

@@ -159,23 +159,54 @@ def test_a_body_of_another_shape_is_a_system_error_naming_the_endpoint(api, body
     )
 
 
+def test_negative_figures_sync_as_sent(api):
+    # The published ConcurrencyBucket sets no minimum on any of its figures.
+    serve(api, [point("2025-03-02T10:00:00Z", top=-1, joined=-2, avg=-0.5, avg_joined=-0.25)])
+    output = read()
+    assert errors(output) == []
+    assert records(output, "concurrency") == [
+        {**point("2025-03-02T10:00:00Z", top=-1, joined=-2, avg=-0.5, avg_joined=-0.25), "bucket": "hour"}
+    ]
+
+
 @pytest.mark.parametrize(
-    ("bad", "field", "shown"),
+    ("bad", "field", "shown", "expected"),
     [
-        (point("2025-03-01 10:00"), "timestamp", "'2025-03-01 10:00'"),
-        (point("2025-03-01T10:00:00"), "timestamp", "'2025-03-01T10:00:00'"),
-        (point("2025-03-01"), "timestamp", "'2025-03-01'"),
-        (point("2025-03-01T10:00:00Z", top=-1), "maxTotalCalls", "-1"),
-        (point("2025-03-01T10:00:00Z", joined=True), "maxJoinedCalls", "True"),
-        (point("2025-03-01T10:00:00Z", avg=-0.5), "avgTotalCalls", "-0.5"),
+        (
+            point("2025-03-01 10:00"),
+            "timestamp",
+            "'2025-03-01 10:00'",
+            "an RFC 3339 date-time with a UTC offset",
+        ),
+        (
+            point("2025-03-01T10:00:00"),
+            "timestamp",
+            "'2025-03-01T10:00:00'",
+            "an RFC 3339 date-time with a UTC offset",
+        ),
+        (point("2025-03-01"), "timestamp", "'2025-03-01'", "an RFC 3339 date-time with a UTC offset"),
+        (point("2025-03-01T10:00:00Z", top=3.0), "maxTotalCalls", "3.0", "an integer"),
+        (point("2025-03-01T10:00:00Z", joined=True), "maxJoinedCalls", "True", "an integer"),
+        (point("2025-03-01T10:00:00Z", avg="0.5"), "avgTotalCalls", "'0.5'", "a number"),
+        (
+            {k: v for k, v in point("2025-03-01T10:00:00Z").items() if k != "avgJoinedCalls"},
+            "avgJoinedCalls",
+            "None",
+            "a number",
+        ),
     ],
 )
-def test_a_value_the_schema_cannot_hold_is_a_system_error_quoting_it(api, bad, field, shown):
+def test_a_missing_field_or_a_wrong_type_is_a_system_error_quoting_it(api, bad, field, shown, expected):
     api.register(url=CONCURRENCY_URL, json={"timeSeries": [bad]})
     output = read(fails=True)
-    [(failure_type, message)] = errors(output)
-    assert failure_type == "system_error"
-    assert message.startswith(f"Ultravox sent a concurrency record whose {field} is {shown}, not ")
+    assert errors(output) == [
+        (
+            "system_error",
+            f"Ultravox sent a concurrency record whose {field} is {shown}, not {expected}. "
+            "The connector stops rather than guess; please report this response shape.",
+        )
+    ]
+    assert records(output, "concurrency") == []
 
 
 def test_a_month_of_minute_buckets_is_one_request(api):

@@ -224,7 +224,7 @@ def test_days_without_calls_are_not_invented(api):
         (5, "5"),
         (None, "None"),
         ("", "''"),
-        ("-3s", "'-3s'"),
+        ("+3s", "'+3s'"),
         ("1e3s", "'1e3s'"),
     ],
 )
@@ -244,22 +244,110 @@ def test_unparseable_duration_fails_quoting_the_value(api, stream, value, shown)
     assert records(output, stream) == []
 
 
+def test_negative_figures_and_counts_sync_as_sent(api):
+    # The published schema sets no minimum on any figure: a credit makes a day's minutes negative,
+    # and the connector has no grounds to refuse a negative count or duration either.
+    credited = stats(total=-1, errors=0, joined=-1, duration="-3s", minutes=-12.5)
+    api.register(
+        json=usage_body(
+            all_time=credited,
+            daily=[{"date": "2025-03-02", **credited}],
+            hourly=[{"date": "2025-03-02", "hour": 9, **credited}],
+        )
+    )
+    output = run_read(make_config())
+    assert errors(output) == []
+    assert records(output, "daily") == [{"date": "2025-03-02", **credited, "durationSeconds": -3.0}]
+    assert records(output, "hourly") == [
+        {
+            "date": "2025-03-02",
+            "hour": 9,
+            **credited,
+            "durationSeconds": -3.0,
+            "hourStart": "2025-03-02T09:00:00Z",
+        }
+    ]
+    assert records(output, "allTime") == [
+        {**credited, "durationSeconds": -3.0, "fromDate": "2025-03-01", "toDate": "2025-03-05"}
+    ]
+
+
+def test_a_day_without_the_counts_the_schema_does_not_require_syncs_as_sent(api):
+    # DailyCallStatistics requires only date, duration and billedMinutes.
+    day = {"date": "2025-03-02", "duration": "60s", "billedMinutes": 1.0}
+    api.register(json=usage_body(daily=[day, {**day, "date": "2025-03-03", "errorCount": 0}]))
+    output = run_read(make_config(), streams=["daily"])
+    assert errors(output) == []
+    assert records(output, "daily") == [
+        {**day, "durationSeconds": 60.0},
+        {**day, "date": "2025-03-03", "errorCount": 0, "durationSeconds": 60.0},
+    ]
+
+
+STOPS = "The connector stops rather than guess; please report this response shape."
+
+
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("stream", "field", "value", "expected"),
     [
-        ("totalCount", "3"),
-        ("errorCount", -1),
-        ("joinedCount", 1.5),
-        ("billedMinutes", "2.5"),
-        ("billedMinutes", True),
+        ("daily", "totalCount", "3", "an integer"),
+        ("daily", "errorCount", None, "an integer"),
+        ("daily", "joinedCount", 1.5, "an integer"),
+        ("daily", "joinedCount", 2.0, "an integer"),
+        ("daily", "billedMinutes", "2.5", "a number"),
+        ("daily", "billedMinutes", True, "a number"),
+        ("hourly", "totalCount", False, "an integer"),
+        ("allTime", "errorCount", "0", "an integer"),
     ],
 )
-def test_mistyped_numbers_fail_quoting_the_value(api, field, value):
-    api.register(json=usage_body(daily=[{"date": "2025-03-02", **stats(**{field: value})}]))
-    output = run_read(make_config(), streams=["daily"], fails=True)
-    [(failure_type, message)] = errors(output)
-    assert failure_type == "system_error"
-    assert f"{field} is {value!r}" in message
+def test_mistyped_numbers_fail_quoting_the_value(api, stream, field, value, expected):
+    row = stats(**{field: value})
+    api.register(
+        json=usage_body(
+            all_time=row if stream == "allTime" else None,
+            daily=[{"date": "2025-03-02", **row}] if stream == "daily" else [],
+            hourly=[{"date": "2025-03-02", "hour": 1, **row}] if stream == "hourly" else [],
+        )
+    )
+    output = run_read(make_config(), streams=[stream], fails=True)
+    assert errors(output) == [
+        (
+            "system_error",
+            f"Ultravox sent a {stream} record whose {field} is {value!r}, not {expected}. {STOPS}",
+        )
+    ]
+    assert records(output, stream) == []
+
+
+@pytest.mark.parametrize(
+    ("stream", "missing", "expected"),
+    [
+        ("allTime", "totalCount", "an integer"),
+        ("hourly", "joinedCount", "an integer"),
+        ("daily", "billedMinutes", "a number"),
+        ("daily", "date", "a YYYY-MM-DD date"),
+        ("hourly", "duration", "a seconds string such as '1234.5s'"),
+    ],
+)
+def test_a_missing_required_field_fails_naming_it(api, stream, missing, expected):
+    row = (
+        {"date": "2025-03-02", "hour": 1, **stats()}
+        if stream == "hourly"
+        else {"date": "2025-03-02", **stats()}
+    )
+    row = {k: v for k, v in row.items() if k != missing and (stream != "allTime" or k != "date")}
+    api.register(
+        json=usage_body(
+            all_time=row if stream == "allTime" else None,
+            daily=[row] if stream == "daily" else [],
+            hourly=[row] if stream == "hourly" else [],
+        )
+    )
+    output = run_read(make_config(), streams=[stream], fails=True)
+    assert errors(output) == [
+        ("system_error", f"Ultravox sent a {stream} record whose {missing} is None, not {expected}. {STOPS}")
+    ]
+    assert records(output, stream) == []
 
 
 @pytest.mark.parametrize(
