@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,10 @@ import requests
 from ultravox_sandbox import (
     AGENT_IDS,
     AGENT_NAMES,
+    CREDITED_AGENT_ID,
     IDLE_AGENT_ID,
     SANDBOX_API_KEY,
+    UNNAMED_AGENT_ID,
     VOICE_IDS,
     Call,
     Faults,
@@ -1000,6 +1002,113 @@ def test_reject_window_fault_applies_to_agent_usage_only(box: Sandbox) -> None:
 
 
 # -- switches and the command line ------------------------------------------------------------------
+
+
+def test_odd_values_name_an_agent_empty_and_credit_sundays_alike_on_every_endpoint(
+    make_box: Callable[..., Sandbox],
+) -> None:
+    odd, plain = make_box(odd_values=True), make_box()
+    # The log is the default one plus one credit per Sunday: noon, no duration, billed < 0.
+    credits = [c for c in odd.calls if c not in plain.calls]
+    assert [c for c in odd.calls if c not in credits] == plain.calls
+    sundays = [c.created.date() for c in credits]
+    # Every Sunday of the log (2024-11-24 is the first after its start), up to its lookahead.
+    assert sundays == [date(2024, 11, 24) + timedelta(weeks=i) for i in range(len(sundays))]
+    assert sundays[-1] > odd.now.date() + timedelta(days=22)
+    assert all(
+        (c.created.weekday(), c.created.time(), c.duration_s, c.agent_id, c.sip)
+        == (6, time(12), 0.0, CREDITED_AGENT_ID, True)
+        and c.billed_minutes < 0
+        for c in credits
+    )
+    params = {"fromDate": "2025-02-01", "toDate": "2025-03-04"}
+    billing_params = {"fromDate": "2025-02-01", "toDate": "2025-03-05"}
+    bodies = {
+        name: (ok(odd, path, q), ok(plain, path, q))
+        for name, path, q in [
+            ("usage", USAGE, params),
+            ("agents", AGENTS, params),
+            ("billing", BILLING, billing_params),
+        ]
+    }
+    assert bodies["usage"][0] == odd.ground_truth(as_params(params))
+    assert bodies["agents"][0] == odd.agent_usage_truth(as_params(params))
+    assert bodies["billing"][0] == odd.billing_truth(as_params(billing_params))
+    assert exact_billing(ok(odd, BILLING, billing_params)) == recount_billing(
+        odd, date(2025, 2, 1), date(2025, 3, 5)
+    )
+    in_range = {
+        c.created.date().isoformat(): Decimal(str(c.billed_minutes))
+        for c in credits
+        if "2025-02-01" <= c.created.date().isoformat() <= "2025-03-04"
+    }
+    assert list(in_range) == ["2025-02-02", "2025-02-09", "2025-02-16", "2025-02-23", "2025-03-02"]
+
+    def rows(body: list[dict[str, Any]] | dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+        if name == "usage":
+            return {r["date"]: r for r in body["daily"]}
+        if name == "billing":
+            return {r["date"]: r for r in body["dailyUsage"]}
+        return {r["date"]: r for e in body if e["agent"]["agentId"] == CREDITED_AGENT_ID for r in e["usage"]}
+
+    # Each Sunday's figure is the default one plus the credit, and negative, on all three endpoints;
+    # every other day is the default one.
+    for name, field in (("usage", "billedMinutes"), ("agents", "billedMinutes"), ("billing", "minutes")):
+        got, default = rows(bodies[name][0], name), rows(bodies[name][1], name)
+        assert sorted(got) == sorted(default)
+        for day, row in got.items():
+            credit = in_range.get(day, Decimal(0))
+            assert exact(row[field]) == exact(default[day][field]) + credit, (name, day)
+            assert (row[field] < 0) == (day in in_range), (name, day)
+    assert {
+        d: r["sipMinutes"] < 0 for d, r in rows(bodies["billing"][0], "billing").items() if d in in_range
+    } == dict.fromkeys(in_range, True)
+    # The unnamed agent: listed first (sorted by name), its rows the default ones.
+    names = [(e["agent"]["agentId"], e["agent"]["name"]) for e in bodies["agents"][0]]
+    assert names[0] == (UNNAMED_AGENT_ID, "")
+    assert names[1:] == [
+        (e["agent"]["agentId"], e["agent"]["name"])
+        for e in bodies["agents"][1]
+        if e["agent"]["agentId"] != UNNAMED_AGENT_ID
+    ]
+    assert bodies["agents"][0][0]["usage"] == next(
+        e["usage"] for e in bodies["agents"][1] if e["agent"]["agentId"] == UNNAMED_AGENT_ID
+    )
+    # A credit runs no time: concurrency is the default one.
+    window = {"bucket": "hour", "start": "2025-02-01T00:00:00Z", "end": "2025-03-04T00:00:00Z"}
+    assert ok(odd, CONCURRENCY, window) == ok(plain, CONCURRENCY, window)
+    assert not plain.odd_values and odd.odd_values
+    with pytest.raises(AttributeError):
+        odd.odd_values = False  # type: ignore[misc]
+
+
+def test_module_cli_flag_odd_values() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultravox_sandbox", "--port", "0", "--days", "20", "--odd-values"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = (proc.stdout.readline().strip() if proc.stdout else "").removeprefix("ULTRAVOX_SANDBOX_URL=")
+        headers = {"X-API-Key": SANDBOX_API_KEY}
+        agents = requests.get(url + AGENTS, headers=headers, timeout=5).json()
+        assert agents[0]["agent"] == {"agentId": UNNAMED_AGENT_ID, "name": ""}
+        since = (datetime.now(UTC) - timedelta(days=15)).date().isoformat()
+        bill = requests.get(url + BILLING, params={"fromDate": since}, headers=headers, timeout=5).json()
+        # Fifteen days hold two Sundays whose noon has passed.
+        negative = [r["date"] for r in bill["dailyUsage"] if r["minutes"] < 0]
+        assert len(negative) >= 2 and all(date.fromisoformat(d).weekday() == 6 for d in negative)
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    assert proc.returncode == 0
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         default="zero",
         help="/accounts/me/billing/usage: days without billed minutes",
     )
+    parser.add_argument(
+        "--odd-values",
+        action="store_true",
+        help='an agent named "" and, every Sunday, a credit that makes the day\'s billed minutes negative',
+    )
     parser.add_argument("--api-key", default=SANDBOX_API_KEY)
     parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency_max_days=args.concurrency_max_days,
         concurrency_history_days=args.concurrency_history_days,
         billing_empty_days=args.billing_empty_days,
+        odd_values=args.odd_values,
         faults=Faults(latency_s=args.latency),
         host=args.host,
         port=args.port,

@@ -11,7 +11,7 @@ Body: `{"dailyUsage": [{"date", "minutes", "sipMinutes"}], "totalMinutes", "tota
 billed yet: 0); `sipMinutes` = the part of them from SIP calls. Totals are over the whole range.
 Days after today are never listed. `empty_days`: "zero" lists every day from fromDate to the
 earlier of toDate - 1 and today, days without billed minutes as 0.0; "omit" lists only days
-with billed minutes (minutes > 0).
+with billed minutes (minutes > 0, or < 0 on a credit day of the Sandbox's odd_values).
 """
 
 from __future__ import annotations

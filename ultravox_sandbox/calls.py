@@ -29,6 +29,14 @@ AGENT_NAMES: dict[str, str] = {
     AGENT_IDS[4]: "After-hours Line",
     IDLE_AGENT_ID: "Outbound Survey (draft)",
 }
+# `odd_values`: values the published schema allows and the default log never shows. This agent is
+# named "" (AgentBasic.name has no minLength), and every Sunday this one gets a credit: a call of
+# no duration whose billed minutes are negative, more than the day's other calls were billed, so
+# that the day's billedMinutes (/usage/calls, /agents/usage) and minutes (/billing/usage) are < 0.
+UNNAMED_AGENT_ID = AGENT_IDS[4]
+CREDITED_AGENT_ID = AGENT_IDS[0]
+CREDIT_MARGIN_MINUTES = 30.0
+
 # Shares of calls created without an agent, and of SIP calls. Both are decided by a hash of the
 # call id (see `_hashed_share`), so neither draws from the log's RNG nor changes any other attribute.
 AGENTLESS_SHARE = 0.04
@@ -180,16 +188,43 @@ def calls_for_day(seed: int, day: date, calls_per_day: float = 20) -> list[Call]
     return calls
 
 
+def credit_for_day(seed: int, day: date, calls: list[Call]) -> Call:
+    """The Sunday credit of `odd_values`: billed minus the day's `calls` billed, less the margin.
+    Created at noon and over at once, so it is billed (negatively) from noon on and is never a
+    running call (no concurrency); a SIP call, so the day's sipMinutes go negative too."""
+    billed = sum(c.billed_minutes for c in calls)
+    return Call(
+        call_id=str(
+            uuid.UUID(int=random.Random(f"credit:{seed}:{day.toordinal()}").getrandbits(128), version=4)
+        ),
+        created=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+        duration_s=0.0,
+        joined=False,
+        error=False,
+        billed_minutes=-float(math.ceil(billed) + CREDIT_MARGIN_MINUTES),
+        agent_id=CREDITED_AGENT_ID,
+        voice_id=VOICE_IDS[0],
+        metadata={},
+        text="Credit for an interrupted call",
+        sip=True,
+    )
+
+
 def generate_calls(
     seed: int = 7,
     start: date = date(2023, 1, 1),
     end: date = DEFAULT_END,
     calls_per_day: float = 20,
+    credits: bool = False,
 ) -> list[Call]:
-    """All calls created from `start` to `end` (both inclusive, UTC days), sorted by `created`."""
+    """All calls created from `start` to `end` (both inclusive, UTC days), sorted by `created`;
+    with `credits`, a credit every Sunday (`credit_for_day`), which changes no other call."""
     calls: list[Call] = []
     day = start
     while day <= end:
-        calls.extend(calls_for_day(seed, day, calls_per_day))
+        day_calls = calls_for_day(seed, day, calls_per_day)
+        if credits and day.weekday() == 6:
+            day_calls = sorted([*day_calls, credit_for_day(seed, day, day_calls)], key=lambda c: c.created)
+        calls.extend(day_calls)
         day += timedelta(days=1)
     return calls

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES, agent_usage
 from .billing import BILLING_EMPTY_DAY_MODES, billing_usage
-from .calls import Call, generate_calls
+from .calls import AGENT_NAMES, UNNAMED_AGENT_ID, Call, generate_calls
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES, concurrency
 from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, SandboxBadRequest, aggregate, parse_filters
 
@@ -206,6 +206,9 @@ class Sandbox:
     - `concurrency_max_days` (None | days): longer start..end ranges are a 400.
     - `concurrency_history_days` (None | days): buckets starting before now - this are left out.
     - `billing_empty_days` ("zero" | "omit"): /billing/usage days without billed minutes.
+    - `odd_values` (False | True): values the published schema allows that the default log never
+      shows: an agent named "" and, every Sunday, a credit that makes the day's billed minutes
+      negative on /usage/calls, /agents/usage and /billing/usage alike (calls.py). Set when built.
     """
 
     def __init__(
@@ -228,6 +231,7 @@ class Sandbox:
         concurrency_max_days: float | None = None,
         concurrency_history_days: float | None = None,
         billing_empty_days: str = "zero",
+        odd_values: bool = False,
     ) -> None:
         for name, value, allowed in (
             ("empty_buckets", empty_buckets, EMPTY_BUCKET_MODES),
@@ -261,6 +265,7 @@ class Sandbox:
         self.concurrency_max_days = concurrency_max_days
         self.concurrency_history_days = concurrency_history_days
         self.billing_empty_days = billing_empty_days
+        self._odd_values = odd_values
         self.access_log = access_log
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -288,6 +293,16 @@ class Sandbox:
             self._now = value.astimezone(UTC)
             self._extend_log()
 
+    @property
+    def odd_values(self) -> bool:
+        """Read-only: its credits are calls of the log, generated as the clock moves."""
+        return self._odd_values
+
+    @property
+    def agent_names(self) -> dict[str, str]:
+        """Every agent of the account and its name, as /agents/usage lists them."""
+        return {**AGENT_NAMES, UNNAMED_AGENT_ID: ""} if self._odd_values else AGENT_NAMES
+
     def advance(self, delta: timedelta) -> datetime:
         self.now = self._now + delta
         return self._now
@@ -297,7 +312,9 @@ class Sandbox:
         wanted_end = (self._now + LOOKAHEAD).date()
         if wanted_end > self._calls_end:
             start = self._calls_end + timedelta(days=1)
-            self._calls = self._calls + generate_calls(self.seed, start, wanted_end, self.calls_per_day)
+            self._calls = self._calls + generate_calls(
+                self.seed, start, wanted_end, self.calls_per_day, credits=self._odd_values
+            )
             self._calls_end = wanted_end
 
     @property
@@ -312,7 +329,12 @@ class Sandbox:
     def agent_usage_truth(self, params: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         """The body of /agents/usage for `params`; raises SandboxBadRequest where it answers 400."""
         return agent_usage(
-            self._calls, params or {}, self._now, self.agents_without_calls, self.agent_empty_days
+            self._calls,
+            params or {},
+            self._now,
+            self.agents_without_calls,
+            self.agent_empty_days,
+            self.agent_names,
         )
 
     def concurrency_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -457,7 +479,9 @@ class Sandbox:
     def _agent_usage(self, query: dict[str, list[str]], limit: int | None) -> list[dict[str, Any]]:
         calls, now = self._snapshot()
         self._check_window(calls, now, query, limit)
-        return agent_usage(calls, query, now, self.agents_without_calls, self.agent_empty_days)
+        return agent_usage(
+            calls, query, now, self.agents_without_calls, self.agent_empty_days, self.agent_names
+        )
 
     def _concurrency(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
         calls, now = self._snapshot()
