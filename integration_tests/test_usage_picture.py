@@ -13,14 +13,16 @@ import pytest
 from integration_tests.cli import CliResult, configured_catalog, run_cli
 from integration_tests.test_end_to_end import (
     assert_ok,
+    assert_stream_equals,
     by_pk,
     config_for,
     cursors_of,
+    dates,
     day,
     expected_windows,
     pk,
 )
-from ultravox_sandbox import Faults, Sandbox
+from ultravox_sandbox import CREDITED_AGENT_ID, UNNAMED_AGENT_ID, Faults, Sandbox
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
 
 TODAY = SANDBOX_NOW.date()
@@ -161,6 +163,29 @@ def test_agent_daily_takes_the_call_filters(sandbox: Sandbox) -> None:
     # The two other endpoints take no call filter.
     assert all(set(q) == {"bucket", "start", "end"} for q in sent[CONCURRENCY_PATH])
     assert all(set(q) == {"fromDate", "toDate"} for q in sent[BILLING_PATH])
+
+
+def test_an_empty_agent_name_and_negative_minutes_sync_as_the_sandbox_sends_them(make_sandbox) -> None:
+    """The values the published schema allows and the checks once refused: an agent named "" and
+    the Sundays a credit makes negative, in agentDaily, billingDaily and daily alike."""
+    box = make_sandbox(odd_values=True)
+    start = TODAY - timedelta(days=30)
+    result = run_cli(
+        "read", config_for(box, start, TODAY, window_days=7), catalog("daily", "agentDaily", "billingDaily")
+    )
+    assert_ok(result)
+    agents, bill = agent_truth(box, start, TODAY), billing_truth(box, start, TODAY)
+    daily = box.ground_truth(dates(start, TODAY))["daily"]
+    assert_equals(result, "agentDaily", agents)
+    assert_equals(result, "billingDaily", bill)
+    assert_stream_equals(result, "daily", daily)
+    # The truth holds what this test is about.
+    sundays = ["2025-02-02", "2025-02-09", "2025-02-16", "2025-02-23", "2025-03-02"]
+    assert {r["agentName"] for r in agents if r["agentId"] == UNNAMED_AGENT_ID} == {""}
+    assert [r["date"] for r in agents if r["billedMinutes"] < 0] == sundays
+    assert {r["agentId"] for r in agents if r["billedMinutes"] < 0} == {CREDITED_AGENT_ID}
+    assert [r["date"] for r in bill if r["minutes"] < 0] == sundays
+    assert [r["date"] for r in daily if r["billedMinutes"] < 0] == sundays
 
 
 def test_billing_windows_are_at_most_90_days_whatever_window_days_says(make_sandbox) -> None:
