@@ -308,6 +308,46 @@ def test_filters_change_records_as_ground_truth_says(
         assert {k: v for k, v in logged.query.items() if k not in ("fromDate", "toDate")} == params
 
 
+def test_a_changed_filter_mixes_two_filters_in_one_table_until_the_streams_are_refreshed(
+    sandbox: Sandbox,
+) -> None:
+    """What the README warns of: an incremental sync after a filter change re-reads only the lookback
+    span, so the days before it keep the old filter's figures; a refresh (no state) rebuilds them."""
+    first, last = "2025-02-01", "2025-03-04"
+    before = config_for(sandbox, first, last, agent_ids=[AGENT_IDS[0]])
+    after = config_for(sandbox, first, last, agent_ids=[AGENT_IDS[1]])
+    catalog = configured_catalog(["daily"])
+    synced = run_cli("read", before, catalog)
+    assert_ok(synced)
+    table = {row["date"]: row for row in synced.records("daily")}
+
+    changed = run_cli("read", after, catalog, synced.last_state())
+    assert_ok(changed)
+    table.update({row["date"]: row for row in changed.records("daily")})
+
+    def figures(config: dict[str, Any], start: str) -> dict[str, tuple[int, float]]:
+        params = {**dates(start, last), "agentIds": config["agent_ids"]}
+        return {
+            r["date"]: (r["totalCount"], r["billedMinutes"]) for r in sandbox.ground_truth(params)["daily"]
+        }
+
+    # The cursor is 2025-03-04 and lookback_days 2: only 03-02..03-04 were read with the new filter.
+    reread = "2025-03-02"
+    assert sorted(row["date"] for row in changed.records("daily")) == [
+        "2025-03-02",
+        "2025-03-03",
+        "2025-03-04",
+    ]
+    mixed = {d: (row["totalCount"], row["billedMinutes"]) for d, row in table.items()}
+    old, new = figures(before, first), figures(after, first)
+    assert any(old[d] != new[d] for d in old if d < reread), "the two filters must differ before the lookback"
+    assert mixed == {d: (old[d] if d < reread else new[d]) for d in old}
+
+    refreshed = run_cli("read", after, catalog)
+    assert_ok(refreshed)
+    assert {r["date"]: (r["totalCount"], r["billedMinutes"]) for r in refreshed.records("daily")} == new
+
+
 # -- incremental -----------------------------------------------------------------------------
 
 

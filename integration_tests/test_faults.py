@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 from types import SimpleNamespace
 from typing import Any
@@ -246,6 +247,54 @@ def test_windows_the_api_refuses_as_too_large_are_split_to_a_complete_sync(box: 
     result = sync(box, Faults(reject_window_days_over=3), streams=["daily", "hourly"])
     assert_complete(result, box, streams=["daily", "hourly"])
     assert any(r.status == 400 for r in box.requests)
+
+
+@pytest.mark.parametrize(
+    ("limit", "window_days", "windows"),
+    [
+        (10, 7, WINDOWS),
+        # Every 7-day window is refused too and read in two halves; the last (4 days) is not.
+        (
+            5,
+            7,
+            [
+                ("2025-02-01", "2025-02-04"),
+                ("2025-02-05", "2025-02-07"),
+                ("2025-02-08", "2025-02-11"),
+                ("2025-02-12", "2025-02-14"),
+                ("2025-02-15", "2025-02-18"),
+                ("2025-02-19", "2025-02-21"),
+                ("2025-02-22", "2025-02-25"),
+                ("2025-02-26", "2025-02-28"),
+                ("2025-03-01", "2025-03-04"),
+            ],
+        ),
+    ],
+)
+def test_an_all_time_range_the_api_refuses_is_the_sum_of_its_windows(
+    box: Sandbox, limit: int, window_days: int, windows: list[tuple[str, str]]
+) -> None:
+    result = sync(box, Faults(reject_window_days_over=limit), streams=["allTime"], window_days=window_days)
+    assert result.returncode == 0 and result.errors == [], result.errors
+    answered = [(r.query["fromDate"][0], r.query["toDate"][0]) for r in box.requests if r.status == 200]
+    assert answered == windows
+    parts = [box.ground_truth({"fromDate": [first], "toDate": [last]})["allTime"] for first, last in windows]
+    whole = box.ground_truth({"fromDate": [START], "toDate": [END]})["allTime"]
+    (record,) = result.records("allTime")
+    # Counts and durations add up exactly to the API's figures for the whole range; billed minutes
+    # are the exact decimal sum of the windows' (each rounded by the API), so within its rounding.
+    assert {k: record[k] for k in ("totalCount", "errorCount", "joinedCount", "duration")} == {
+        k: whole[k] for k in ("totalCount", "errorCount", "joinedCount", "duration")
+    }
+    assert record["billedMinutes"] == float(sum(Decimal(repr(part["billedMinutes"])) for part in parts))
+    assert record["billedMinutes"] == pytest.approx(whole["billedMinutes"], abs=1e-6 * len(windows))
+    assert (record["fromDate"], record["toDate"]) == (START, END)
+    assert [m["log"]["message"] for m in result.of_type("LOG") if m["log"]["message"].startswith("allTime:")][
+        0
+    ] == (
+        f"allTime: Ultravox refused the date range {START}..{END} as too large (HTTP 400). "
+        f"Summing the range from windows of at most {window_days} days instead."
+    )
 
 
 def test_mixed_faults_end_in_a_complete_sync(box: Sandbox) -> None:

@@ -10,7 +10,9 @@ declares it; check, discover and read go through the runner."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,14 @@ from typing import Any
 import pytest
 import yaml
 
-from integration_tests.cli import CliResult, comparable, configured_catalog, run_cli, sandbox_config
+from integration_tests.cli import (
+    CliResult,
+    comparable,
+    configured_catalog,
+    executable,
+    run_cli,
+    sandbox_config,
+)
 from integration_tests.manifest_only_env import manifest_only_python
 from ultravox_sandbox import Faults, Sandbox
 
@@ -147,3 +156,46 @@ def test_typed_errors_are_the_same(
         e for e in manifest_only.errors if e.get("internal_message") != "Concurrent read failure"
     ]
     assert stream_errors and {e["failure_type"] for e in stream_errors} == {failure_type}
+
+
+@pytest.mark.parametrize("unreadable", ["config", "catalog", "state"])
+def test_unreadable_files_are_where_the_two_runners_differ(
+    runner: list[str], runner_env: dict[str, str], tmp_path: Path, unreadable: str
+) -> None:
+    """The one documented difference: a config, catalog or state file that is not JSON. The console
+    script reads the files itself (run.py) and answers with one config_error TRACE; the CDK's runner
+    answers with a TRACE of no failure type and prints a Python traceback on stderr."""
+    files = {
+        "config": {"api_key": "sandbox-not-a-secret-0000"},
+        "catalog": configured_catalog(["allTime"]),
+        "state": [],
+    }
+    args = ["read"]
+    for name, content in files.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text("{not json" if name == unreadable else json.dumps(content))
+        args += [f"--{name}", str(path)]
+    package = subprocess.run([executable(), *args], capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    manifest_only = subprocess.run(
+        [*runner, *args, *RUNNER_FILES], capture_output=True, text=True, timeout=CLI_TIMEOUT, env=runner_env
+    )
+    reason = (
+        f"Could not read json file {tmp_path / unreadable}.json: "
+        "Expecting property name enclosed in double quotes"
+    )
+    for result in (package, manifest_only):
+        assert result.returncode == 1
+        [trace] = [json.loads(line) for line in result.stdout.splitlines()]  # stdout: one JSON message
+        assert reason in trace["trace"]["error"]["message"]
+    package_error = json.loads(package.stdout)["trace"]["error"]
+    runner_error = json.loads(manifest_only.stdout)["trace"]["error"]
+    assert package_error["failure_type"] == "config_error"
+    assert package_error["message"].startswith(
+        "Error starting the sync; check the config, catalog and state files: "
+    )
+    assert package.stderr == ""
+    assert runner_error.get("failure_type") is None
+    assert runner_error["message"].startswith(
+        "Error starting the sync. This could be due to an invalid configuration or catalog."
+    )
+    assert manifest_only.stderr.startswith("Traceback (most recent call last):")

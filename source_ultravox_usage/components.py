@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -37,11 +37,13 @@ from airbyte_cdk.sources.declarative.requesters.error_handlers import HttpRespon
 from airbyte_cdk.sources.declarative.requesters.error_handlers.default_http_response_filter import (
     DefaultHttpResponseFilter,
 )
+from airbyte_cdk.sources.declarative.retrievers import Retriever, SimpleRetriever
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
     ConfigTransformation,
 )
 from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
+from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
@@ -551,6 +553,10 @@ class UsageErrorHandler(ErrorHandler):
         resolution = next(filter(None, (each.matches(response) for each in self.filters)), None)
         if resolution is None:
             resolution = self.default_mapping.matches(response)
+        if resolution is not None and resolution.response_action == ResponseAction.SPLIT_REQUEST_WINDOW:
+            if not self.split_windows:
+                raise RangeTooLargeError(response)
+            return None
         if resolution is not None and resolution.response_action == ResponseAction.FAIL:
             message = filter_secrets(resolution.error_message or f"Ultravox answered {response.status_code}.")
             raise AirbyteTracedException(
@@ -558,6 +564,17 @@ class UsageErrorHandler(ErrorHandler):
                 internal_message=f"{response.status_code}: {message}",
                 failure_type=resolution.failure_type or FailureType.system_error,
             )
+
+
+class RangeTooLargeError(AirbyteTracedException):
+    """Ultravox refused a request's date range as too large on a stream without windows to split
+    (allTime): RangeTotalsRetriever catches it and reads the range in windows instead."""
+
+    def __init__(self, response: requests.Response) -> None:
+        query = parse_qs(urlsplit(response.request.url or "").query)
+        self.range = f"{query.get('fromDate', ['?'])[0]}..{query.get('toDate', ['?'])[0]}"
+        message = f"Ultravox refused the date range {self.range} as too large (HTTP {response.status_code})."
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.config_error)
 
 
 def days_requested(response_or_exception: requests.Response | Exception, end_exclusive: bool = False) -> int:
@@ -639,6 +656,118 @@ class RetryAfterBackoffStrategy(BackoffStrategy):
         if wait >= 5:
             logger.info("Ultravox asked to slow down; waiting %.1f s before retrying.", wait)
         return wait
+
+
+# --------------------------------------------------------------------------- allTime
+
+
+@dataclass
+class RangeTotalsRetriever(Retriever):
+    """allTime: the API's totals of the whole range in one request or, if Ultravox refuses the range
+    as too large, their field-by-field sum over the range read in windows of window_days (a window
+    still refused is halved, down to one day). No YAML component adds up the records of several
+    requests. `retriever` reads one range, given as a slice; the record says the range it covers."""
+
+    retriever: SimpleRetriever
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    from_date: str
+    to_date: str
+    window_days: str
+    # Fields added up over windows: numbers, and duration strings ("125.5s") with their
+    # <name>Seconds. Any other field of a window's record is left out of the sum.
+    sums: list[str] = field(default_factory=list)
+    durations: list[str] = field(default_factory=list)
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        def evaluated(template: str) -> str:
+            return str(InterpolatedString.create(template, parameters=parameters).eval(self.config))
+
+        self.first = date.fromisoformat(evaluated(self.from_date))
+        self.last = date.fromisoformat(evaluated(self.to_date))
+        self.width = timedelta(days=int(evaluated(self.window_days)))
+
+    def read_records(
+        self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None
+    ) -> Iterable[StreamData]:
+        records: list[Mapping[str, Any]] = []
+        try:
+            yield from self.read_range(records_schema, self.first, self.last, records)
+        except RangeTooLargeError as refusal:
+            logger.info(
+                "allTime: %s Summing the range from windows of at most %d days instead.",
+                refusal.message,
+                self.width.days,
+            )
+            records.clear()
+            yield from self.read_windows(records_schema, records)
+            yield {
+                **self.summed(records),
+                "fromDate": self.first.isoformat(),
+                "toDate": self.last.isoformat(),
+            }
+            return
+        for record in records:
+            yield {**record, "fromDate": self.first.isoformat(), "toDate": self.last.isoformat()}
+
+    def read_range(
+        self, records_schema: Mapping[str, Any], first: date, last: date, records: list[Mapping[str, Any]]
+    ) -> Iterator[StreamData]:
+        """Reads first..last in one request: its records into `records`, other messages yielded."""
+        window = StreamSlice(
+            partition={}, cursor_slice={"start_time": first.isoformat(), "end_time": last.isoformat()}
+        )
+        for item in self.retriever.read_records(records_schema, window):
+            if isinstance(item, Mapping):
+                records.append(item)
+            else:
+                yield item
+
+    def read_windows(
+        self, records_schema: Mapping[str, Any], records: list[Mapping[str, Any]]
+    ) -> Iterator[StreamData]:
+        pending = []
+        start = self.first
+        while start <= self.last:
+            end = min(start + self.width - timedelta(days=1), self.last)
+            pending.append((start, end))
+            start = end + timedelta(days=1)
+        while pending:
+            first, last = pending.pop(0)
+            try:
+                yield from self.read_range(records_schema, first, last, records)
+            except RangeTooLargeError as refusal:
+                if first == last:
+                    raise config_error(
+                        f"Ultravox refused allTime's range even one day at a time ({first}): "
+                        f"{refusal.message} Narrow start_date..end_date or the filters."
+                    ) from None
+                middle = first + (last - first) // 2
+                logger.info("allTime: %s Reading it in two halves.", refusal.message)
+                pending[:0] = [(first, middle), (middle + timedelta(days=1), last)]
+
+    def summed(self, records: list[Mapping[str, Any]]) -> dict[str, Any]:
+        """Each field's exact decimal sum, in the order of a window's record; integers stay integers."""
+        seconds_of = {f"{name}Seconds": name for name in self.durations}
+        total: dict[str, Any] = {}
+        for name in records[0]:
+            if name in self.sums:
+                values = [record[name] for record in records]
+                exact = sum(Decimal(repr(value)) for value in values)
+                total[name] = int(exact) if all(type(value) is int for value in values) else float(exact)
+            elif name in self.durations or name in seconds_of:
+                duration = seconds_of.get(name, name)
+                seconds = sum(Decimal(DURATION.fullmatch(record[duration]).group(1)) for record in records)
+                total[name] = float(seconds) if name in seconds_of else duration_text(seconds)
+        return total
+
+
+def duration_text(seconds: Decimal) -> str:
+    """A duration as protobuf's JSON writes it: whole seconds bare, else 3, 6 or 9 fraction digits."""
+    for digits in (0, 3, 6):
+        if seconds == seconds.quantize(Decimal(1).scaleb(-digits)):
+            return f"{seconds.quantize(Decimal(1).scaleb(-digits))}s"
+    return f"{seconds.quantize(Decimal('1e-9'))}s"
 
 
 # --------------------------------------------------------------------------- state

@@ -1,0 +1,155 @@
+"""allTime over a range Ultravox refuses as too large: the field-by-field sum of the range read in
+windows (RangeTotalsRetriever), and the range its record says it covers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from conftest import (
+    errors,
+    make_config,
+    query,
+    records,
+    run_read,
+    states,
+    stats,
+    usage_body,
+)
+
+TOO_LARGE = {"detail": "Date range too large"}
+
+
+def serve_refusing_ranges_over(api, limit_days: int, figures) -> None:
+    """400 for a fromDate..toDate of more than limit_days days; else allTime = figures(from, to)."""
+
+    def answer(request, context):
+        q = query(request)
+        first, last = q["fromDate"][0], q["toDate"][0]
+        span = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days + 1
+        if span > limit_days:
+            context.status_code = 400
+            return TOO_LARGE
+        return usage_body(figures(first, last))
+
+    api.register(json=answer)
+
+
+def ranges_in_order(api) -> list[tuple[str, str, int]]:
+    """(fromDate, toDate, status) of every request, in the order sent: allTime reads one at a time."""
+    return [(query(r)["fromDate"][0], query(r)["toDate"][0]) for r in api.requests]
+
+
+def log_lines(output) -> list[str]:
+    return [m.log.message for m in output.logs if m.log.message.startswith("allTime:")]
+
+
+def test_a_range_refused_as_too_large_is_the_sum_of_its_windows(api):
+    # Each window's figures differ, so a lost or doubled window shows in every field.
+    figures = {
+        ("2025-01-01", "2025-01-30"): stats(10, 1, 8, "600.5s", 12.1),
+        ("2025-01-31", "2025-03-01"): stats(20, 2, 15, "1200.25s", 0.2),
+        ("2025-03-02", "2025-03-31"): stats(5, 0, 5, "0.125s", 0.1),
+    }
+    serve_refusing_ranges_over(api, 45, lambda first, last: figures[(first, last)])
+    output = run_read(
+        make_config(start_date="2025-01-01", end_date="2025-03-31", window_days=30), ["allTime"]
+    )
+
+    assert errors(output) == []
+    assert ranges_in_order(api) == [("2025-01-01", "2025-03-31"), *figures]
+    # Exact decimal sums: 12.1 + 0.2 + 0.1 is 12.4, not 12.399999999999999; durations as the API writes them.
+    assert records(output, "allTime") == [
+        {
+            "totalCount": 35,
+            "errorCount": 3,
+            "joinedCount": 28,
+            "duration": "1800.875s",
+            "durationSeconds": 1800.875,
+            "billedMinutes": 12.4,
+            "fromDate": "2025-01-01",
+            "toDate": "2025-03-31",
+        }
+    ]
+    assert log_lines(output) == [
+        "allTime: Ultravox refused the date range 2025-01-01..2025-03-31 as too large (HTTP 400). "
+        "Summing the range from windows of at most 30 days instead."
+    ]
+    assert states(output, "allTime") == [{"__ab_no_cursor_state_message": True}]
+
+
+def test_a_window_still_refused_is_halved(api):
+    serve_refusing_ranges_over(api, 20, lambda first, last: stats(1, 0, 1, "1s", 0.5))
+    output = run_read(
+        make_config(start_date="2025-01-01", end_date="2025-02-15", window_days=30), ["allTime"]
+    )
+
+    assert errors(output) == []
+    assert ranges_in_order(api) == [
+        ("2025-01-01", "2025-02-15"),
+        ("2025-01-01", "2025-01-30"),
+        ("2025-01-01", "2025-01-15"),
+        ("2025-01-16", "2025-01-30"),
+        ("2025-01-31", "2025-02-15"),
+    ]
+    assert records(output, "allTime") == [
+        {
+            "totalCount": 3,
+            "errorCount": 0,
+            "joinedCount": 3,
+            "duration": "3s",
+            "durationSeconds": 3.0,
+            "billedMinutes": 1.5,
+            "fromDate": "2025-01-01",
+            "toDate": "2025-02-15",
+        }
+    ]
+    assert log_lines(output)[1:] == [
+        "allTime: Ultravox refused the date range 2025-01-01..2025-01-30 as too large (HTTP 400). "
+        "Reading it in two halves."
+    ]
+
+
+def test_a_single_day_refused_is_a_config_error_naming_it(api):
+    serve_refusing_ranges_over(api, 0, lambda first, last: stats())
+    output = run_read(
+        make_config(start_date="2025-03-01", end_date="2025-03-02", window_days=1), ["allTime"], fails=True
+    )
+    assert records(output, "allTime") == []
+    assert ranges_in_order(api) == [("2025-03-01", "2025-03-02"), ("2025-03-01", "2025-03-01")]
+    assert errors(output) == [
+        (
+            "config_error",
+            "Ultravox refused allTime's range even one day at a time (2025-03-01): Ultravox refused the "
+            "date range 2025-03-01..2025-03-01 as too large (HTTP 400). Narrow start_date..end_date or "
+            "the filters.",
+        )
+    ]
+
+
+def test_fields_the_sum_does_not_know_are_left_out(api):
+    # A figure the API may add later cannot be assumed to add up (an average would not).
+    serve_refusing_ranges_over(api, 1, lambda first, last: stats(1, 0, 1, "2.5s", 1, averageSeconds=2.5))
+    output = run_read(make_config(start_date="2025-03-01", end_date="2025-03-02", window_days=1), ["allTime"])
+    assert records(output, "allTime") == [
+        {
+            "totalCount": 2,
+            "errorCount": 0,
+            "joinedCount": 2,
+            "duration": "5s",
+            "durationSeconds": 5.0,
+            # Integers from the API stay integers.
+            "billedMinutes": 2,
+            "fromDate": "2025-03-01",
+            "toDate": "2025-03-02",
+        }
+    ]
+
+
+def test_a_future_end_date_reads_and_reports_up_to_today(api):
+    api.register(json=usage_body())
+    today = datetime.now(UTC).date()
+    start, end = (today - timedelta(days=3)).isoformat(), (today + timedelta(days=20)).isoformat()
+    output = run_read(make_config(start_date=start, end_date=end), ["allTime"])
+    assert errors(output) == []
+    assert ranges_in_order(api) == [(start, today.isoformat())]
+    assert [(r["fromDate"], r["toDate"]) for r in records(output, "allTime")] == [(start, today.isoformat())]
