@@ -33,11 +33,13 @@ from .server import (
     AGENT_USAGE_PATH,
     BILLING_USAGE_PATH,
     CONCURRENCY_PATH,
+    ERROR_BODY_SHAPES,
     SANDBOX_API_KEY,
     USAGE_PATH,
     Faults,
     LoggedRequest,
     Sandbox,
+    error_body,
 )
 from .usage import SandboxBadRequest, aggregate, format_duration
 
@@ -53,6 +55,7 @@ __all__ = [
     "CONCURRENCY_EMPTY_BUCKET_MODES",
     "CONCURRENCY_END_MODES",
     "CONCURRENCY_PATH",
+    "ERROR_BODY_SHAPES",
     "IDLE_AGENT_ID",
     "MAX_BILLING_DAYS",
     "SANDBOX_API_KEY",
@@ -67,6 +70,7 @@ __all__ = [
     "aggregate",
     "billing_usage",
     "concurrency",
+    "error_body",
     "format_duration",
     "generate_calls",
     "is_agentless",
