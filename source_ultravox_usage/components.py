@@ -477,9 +477,9 @@ class UsageErrorHandler(ErrorHandler):
     answer, unmasked, in the trace's internal_message, and an answer can echo the API key.
     `filters` are stock response filters in order of priority, the first match wins: a FAIL is
     raised, any other action (window_too_large's split) returned; an error answer none matches is
-    the stock handler's (None), a successful one never is. It also takes what no filter sees, exceptions, and
-    what no filter can tell, a 504's dates: a window of several days the API is too slow to answer
-    (a read timeout, or a 504) is split in two when split_windows is set (a single day is
+    the stock handler's (None), a success never is. It also takes what no filter sees, exceptions,
+    and what no filter can tell, a 504's dates: a window of several days the API is too slow to
+    answer (a read timeout, or a 504) is split in two when split_windows is set (a single day is
     retried); an unreachable host or a dropped connection is retried; a TLS failure or an unusable
     URL fails at once as a config error, since retrying cannot mend it.
     It must not be the composite's last handler: None means "the next handler's"."""
