@@ -23,7 +23,7 @@ from airbyte_cdk.test.models.scenario import ExpectedOutcome
 
 from integration_tests.cli import CliResult, configured_catalog, run_cli
 from source_ultravox_usage import SourceUltravoxUsage
-from ultravox_sandbox import Faults, Sandbox
+from ultravox_sandbox import VOICE_IDS, Faults, Sandbox, SandboxBadRequest
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
 
 START, END = "2025-02-01", "2025-03-04"  # 5 windows of 7 days; END is the sandbox's today
@@ -295,6 +295,56 @@ def test_an_all_time_range_the_api_refuses_is_the_sum_of_its_windows(
         f"allTime: Ultravox refused the date range {START}..{END} as too large (HTTP 400). "
         f"Summing the range from windows of at most {window_days} days instead."
     )
+
+
+@pytest.mark.parametrize("shape", ["list", "fields"])
+def test_windows_refused_as_too_large_in_other_drf_shapes_are_split_to_a_complete_sync(shape: str) -> None:
+    """["Date range too large"] and {"non_field_errors": ["Date range too large"]} split as the
+    detail does."""
+    with Sandbox(seed=7, history_start=SANDBOX_HISTORY_START, now=SANDBOX_NOW, error_bodies=shape) as box:
+        result = sync(box, Faults(reject_window_days_over=3), streams=["daily", "hourly"])
+        assert_complete(result, box, streams=["daily", "hourly"])
+        assert any(r.status == 400 for r in box.requests)
+
+
+class VoiceRefusingSandbox(Sandbox):
+    """Refuses every voiceId on /usage/calls, as DRF refuses a voice the account cannot use."""
+
+    def _usage(self, query, limit):  # type: ignore[no-untyped-def]
+        if "voiceId" in query:
+            raise SandboxBadRequest("voiceId: Select a valid choice. That voice is not available.")
+        return super()._usage(query, limit)
+
+
+@pytest.mark.parametrize(
+    ("shape", "key", "status", "expected"),
+    [
+        (
+            "fields",
+            None,
+            400,
+            "Ultravox refused the request (voiceId: Select a valid choice. That voice is not available.). "
+            "Check the connector's filters and dates.",
+        ),
+        (
+            "list",
+            BAD_KEY,
+            401,
+            "Ultravox rejected the API key (Invalid API key.). "
+            "Check that api_key is a current API key of your Ultravox account.",
+        ),
+    ],
+    ids=["400-fields", "401-list"],
+)
+def test_an_error_in_another_drf_shape_is_the_exact_config_error(
+    shape: str, key: str | None, status: int, expected: str
+) -> None:
+    options = {"seed": 7, "history_start": SANDBOX_HISTORY_START, "now": SANDBOX_NOW, "error_bodies": shape}
+    with VoiceRefusingSandbox(**options) as box:
+        result = sync(box, streams=["allTime"], voice_id=VOICE_IDS[0], api_key=key or box.api_key)
+        (error,) = assert_typed_failure(result, "config_error")
+        assert (error["message"], error["internal_message"]) == (expected, f"{status}: {expected}")
+        assert [r.status for r in box.requests] == [status]
 
 
 def test_mixed_faults_end_in_a_complete_sync(box: Sandbox) -> None:

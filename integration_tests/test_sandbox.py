@@ -373,7 +373,74 @@ def test_range_and_lifetime_all_time() -> None:
     assert lt["allTime"]["totalCount"] > r["allTime"]["totalCount"]
 
 
+@pytest.mark.parametrize(
+    ("shape", "bodies"),
+    [
+        (
+            "list",
+            [
+                ["fromDate: enter a valid date/time (got 'yesterday')."],
+                ["Date range too large"],
+                ["Invalid API key."],
+                ["Not found."],
+                ['Method "POST" not allowed.'],
+                ["Request was throttled."],
+            ],
+        ),
+        (
+            "fields",
+            [
+                {"fromDate": ["enter a valid date/time (got 'yesterday')."]},
+                {"non_field_errors": ["Date range too large"]},
+                {"non_field_errors": ["Invalid API key."]},
+                {"non_field_errors": ["Not found."]},
+                {"non_field_errors": ['Method "POST" not allowed.']},
+                {"non_field_errors": ["Request was throttled."]},
+            ],
+        ),
+    ],
+)
+def test_error_bodies_shape_every_4xx_as_drf_may(shape: str, bodies: list[Any]) -> None:
+    """400 (a bad parameter, a range too large), 401, 404, 405, 429: the switch changes the body's
+    shape only, never the status, the headers or a 200."""
+    kwargs = {"history_start": date(2025, 1, 1), "now": SANDBOX_NOW}
+    with Sandbox(**kwargs) as plain, Sandbox(error_bodies=shape, **kwargs) as shaped:
+        answers = []
+        for box in (plain, shaped):
+            headers = {"X-API-Key": box.api_key}
+            box.faults = Faults(reject_window_days_over=30)
+            answers.append(
+                [
+                    get(box, {"fromDate": "yesterday"}),
+                    get(box, {"fromDate": "2025-01-01", "toDate": "2025-02-28"}),
+                    get(box, key="wrong-key"),
+                    requests.get(box.url + "/nope", headers=headers, timeout=5),
+                    requests.post(box.url + USAGE, headers=headers, timeout=5),
+                ]
+            )
+            box.faults = Faults(rate_limit_first=1)
+            answers[-1].append(get(box))
+            answers[-1].append(get(box, {"fromDate": "2025-02-10"}))
+        before, after = answers
+    assert [r.json() for r in after[:-1]] == bodies
+    assert [(r.status_code, r.headers.get("Allow"), r.headers.get("Retry-After")) for r in after] == [
+        (r.status_code, r.headers.get("Allow"), r.headers.get("Retry-After")) for r in before
+    ]
+    assert [r.status_code for r in after] == [400, 400, 401, 404, 405, 429, 200]
+    assert [r.json() for r in before[:-1]] == [
+        {"detail": "fromDate: enter a valid date/time (got 'yesterday')."},
+        {"detail": "Date range too large"},
+        {"detail": "Invalid API key."},
+        {"detail": "Not found."},
+        {"detail": 'Method "POST" not allowed.'},
+        {"detail": "Request was throttled."},
+    ]
+    assert after[-1].json() == before[-1].json()
+
+
 def test_bad_modes_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        Sandbox(error_bodies="html")
     with pytest.raises(ValueError):
         Sandbox(empty_buckets="none")
     with pytest.raises(ValueError):

@@ -1121,6 +1121,7 @@ def test_module_cli_flag_odd_values() -> None:
         {"concurrency_max_days": 0},
         {"concurrency_history_days": -1},
         {"billing_empty_days": "blank"},
+        {"error_bodies": "html"},
     ],
 )
 def test_bad_switch_values_are_rejected(bad: dict[str, Any]) -> None:
@@ -1133,7 +1134,8 @@ def test_module_cli_flags_set_the_new_switches() -> None:
         [sys.executable, "-m", "ultravox_sandbox", "--port", "0", "--days", "20"]
         + ["--agents-without-calls", "list", "--agent-empty-days", "zero"]
         + ["--concurrency-empty-buckets", "omit", "--concurrency-end", "inclusive"]
-        + ["--concurrency-max-days", "3", "--concurrency-history-days", "5", "--billing-empty-days", "omit"],
+        + ["--concurrency-max-days", "3", "--concurrency-history-days", "5", "--billing-empty-days", "omit"]
+        + ["--error-bodies", "fields"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -1158,7 +1160,13 @@ def test_module_cli_flags_set_the_new_switches() -> None:
         )
         now = datetime.now(UTC)
         resp = fetch(CONCURRENCY, {"start": (now - timedelta(days=4)).isoformat()})
-        assert resp.status_code == 400 and resp.json()["detail"].startswith("Date range too large")
+        [too_large] = resp.json()["non_field_errors"]  # error bodies as DRF field errors
+        assert resp.status_code == 400 and too_large.startswith("Date range too large")
+        resp = fetch(BILLING, {"fromDate": "2025-02-30"})
+        assert (resp.status_code, resp.json()) == (
+            400,
+            {"fromDate": ["Date has wrong format. Use one of these formats instead: YYYY-MM-DD."]},
+        )
         series = fetch(CONCURRENCY, {"bucket": "hour", "start": (now - timedelta(days=2)).isoformat()}).json()
         assert all(r["maxTotalCalls"] > 0 for r in series["timeSeries"])  # omitted empty buckets
         days = fetch(BILLING, {"fromDate": (now - timedelta(days=20)).date().isoformat()}).json()[

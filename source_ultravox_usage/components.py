@@ -34,9 +34,6 @@ from airbyte_cdk.sources.declarative.models.declarative_component_schema import 
     DeclarativeStream as DeclarativeStreamModel,
 )
 from airbyte_cdk.sources.declarative.requesters.error_handlers import HttpResponseFilter
-from airbyte_cdk.sources.declarative.requesters.error_handlers.default_http_response_filter import (
-    DefaultHttpResponseFilter,
-)
 from airbyte_cdk.sources.declarative.retrievers import Retriever, SimpleRetriever
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
@@ -45,7 +42,11 @@ from airbyte_cdk.sources.declarative.transformations.config_transformations.conf
 from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
-from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
+    SUCCESS_RESOLUTION,
+    ErrorResolution,
+    ResponseAction,
+)
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils import AirbyteTracedException
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
@@ -478,15 +479,19 @@ def bad_record(stream: str, field_name: str, value: Any, expected: str) -> Airby
 @dataclass
 class UsageErrorHandler(ErrorHandler):
     """What the stock DefaultErrorHandler, placed after this one in a CompositeErrorHandler, cannot
-    do. It raises every FAIL itself, with the message as the internal message too: on a FAIL the
-    CDK puts the raw answer, unmasked, in the trace's internal_message, and an answer can echo the
-    API key. `filters` are stock response filters in order of priority, the first match wins: a
-    FAIL is raised, any other action is the stock handler's, which holds that filter too (None);
-    an answer no filter matches fails when the CDK's default mapping says so (a 405). It also takes
-    what no filter sees, exceptions, and what no filter can tell, a 504's dates: a window of several
-    days the API is too slow to answer (a read timeout, or a 504) is split in two when split_windows
-    is set (a single day is retried); an unreachable host or a dropped connection is retried; a TLS
-    failure or an unusable URL fails at once as a config error, since retrying cannot mend it.
+    do. It reads the API's own words from an error answer in any shape Django REST Framework gives
+    them (api_message) and shows its `filters` the answer as {"detail": <those words>}, so their
+    messages quote it plainly and their predicates match it whatever the shape. It raises every
+    FAIL itself, with the message as the internal message too: on a FAIL the CDK puts the raw
+    answer, unmasked, in the trace's internal_message, and an answer can echo the API key.
+    `filters` are stock response filters in order of priority, the first match wins: a FAIL is
+    raised, any other action (window_too_large's split) returned, or raised as RangeTooLargeError
+    where split_windows is not set (allTime has no windows); an error answer none matches is
+    the stock handler's (None), a success never is. It also takes what no filter sees, exceptions,
+    and what no filter can tell, a 504's dates: a window of several days the API is too slow to
+    answer (a read timeout, or a 504) is split in two when split_windows is set (a single day is
+    retried); an unreachable host or a dropped connection is retried; a TLS failure or an unusable
+    URL fails at once as a config error, since retrying cannot mend it.
     It must not be the composite's last handler: None means "the next handler's"."""
 
     config: Config
@@ -498,9 +503,6 @@ class UsageErrorHandler(ErrorHandler):
     # The composite's retries and wait are its first handler's: these.
     max_retries: int | None = 6
     max_time: int | None = 600
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self.default_mapping = DefaultHttpResponseFilter(config=self.config, parameters={})
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None
@@ -516,7 +518,9 @@ class UsageErrorHandler(ErrorHandler):
                 error_message="Ultravox timed out on this date range; reading it in two halves.",
             )
         if isinstance(error, requests.Response):
-            return None if error.ok else self.resolve_answer(error)
+            # A success ends here: the stock handler's filters, which read the body, never see one
+            # (a listed agent named "Too long calls" is no window refused as too long).
+            return SUCCESS_RESOLUTION if error.ok else self.resolve_answer(error)
         # Raised, not resolved as FAIL: the composite would hand a FAIL on to the stock handler,
         # whose default for an exception it does not list is to retry.
         if isinstance(error, requests.exceptions.SSLError):
@@ -548,15 +552,14 @@ class UsageErrorHandler(ErrorHandler):
             )
         return None
 
-    def resolve_answer(self, response: requests.Response) -> None:
-        """Raises the FAIL of the first filter that matches, else of the CDK's default mapping."""
-        resolution = next(filter(None, (each.matches(response) for each in self.filters)), None)
-        if resolution is None:
-            resolution = self.default_mapping.matches(response)
-        if resolution is not None and resolution.response_action == ResponseAction.SPLIT_REQUEST_WINDOW:
-            if not self.split_windows:
-                raise RangeTooLargeError(response)
-            return None
+    def resolve_answer(self, response: requests.Response) -> ErrorResolution | None:
+        """Raises the FAIL of the first filter that matches, returns any other action of it; a split
+        the stream cannot make (allTime has no windows) is raised as RangeTooLargeError."""
+        answer = as_drf_detail(response, api_message(response, self.config.get("api_key")))
+        resolution = next(filter(None, (each.matches(answer) for each in self.filters)), None)
+        split = resolution is not None and resolution.response_action == ResponseAction.SPLIT_REQUEST_WINDOW
+        if split and not self.split_windows:
+            raise RangeTooLargeError(response)
         if resolution is not None and resolution.response_action == ResponseAction.FAIL:
             message = filter_secrets(resolution.error_message or f"Ultravox answered {response.status_code}.")
             raise AirbyteTracedException(
@@ -564,6 +567,57 @@ class UsageErrorHandler(ErrorHandler):
                 internal_message=f"{response.status_code}: {message}",
                 failure_type=resolution.failure_type or FailureType.system_error,
             )
+        return resolution
+
+
+# The API's words are cut to this many characters in an error message.
+MAX_QUOTED = 500
+
+
+def api_message(response: requests.Response, api_key: str | None) -> str:
+    """The API's own words in an error answer, as one plain line: Django REST Framework's
+    {"detail": "..."}, a list (`raise ValidationError("...")`), field errors ({"fromDate": ["..."]},
+    nested, non_field_errors), or a body that is not JSON as it is. The key masked, cut to
+    MAX_QUOTED characters; "" for an empty body."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = response.text
+    text = "; ".join(drf_messages(body))
+    # Masked before anything is cut, so no part of the key survives at a cut.
+    text = filter_secrets(text.replace(api_key, "****") if api_key else text)[: 4 * MAX_QUOTED]
+    text = " ".join("".join(char if char.isprintable() else " " for char in text).split())
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1].rstrip() + "\u2026"
+
+
+def drf_messages(value: Any, field_name: str = "") -> Iterator[str]:
+    """Each message of a DRF error body, after the name of its field, nested names joined by dots.
+    An object with a "detail" is that detail (an APIException, whatever else it carries); list
+    items and non_field_errors add no name."""
+    if isinstance(value, dict):
+        if "detail" in value:
+            yield from drf_messages(value["detail"], field_name)
+            return
+        for key, inner in value.items():
+            inner_name = (
+                field_name if key == "non_field_errors" else ".".join(filter(None, (field_name, key)))
+            )
+            yield from drf_messages(inner, inner_name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from drf_messages(item, field_name)
+    elif value is not None and value != "":
+        yield f"{field_name}: {value}" if field_name else str(value)
+
+
+def as_drf_detail(response: requests.Response, text: str) -> requests.Response:
+    """The answer with {"detail": text} as its body: status, headers and URL are the answer's."""
+    answer = requests.Response()
+    answer.status_code, answer.reason, answer.url = response.status_code, response.reason, response.url
+    answer.headers, answer.request = response.headers, response.request
+    answer.encoding = "utf-8"
+    answer.raw = io.BytesIO(orjson.dumps({"detail": text}))
+    return answer
 
 
 class RangeTooLargeError(AirbyteTracedException):

@@ -35,11 +35,13 @@ from .server import (
     AGENT_USAGE_PATH,
     BILLING_USAGE_PATH,
     CONCURRENCY_PATH,
+    ERROR_BODY_SHAPES,
     SANDBOX_API_KEY,
     USAGE_PATH,
     Faults,
     LoggedRequest,
     Sandbox,
+    error_body,
 )
 from .usage import SandboxBadRequest, aggregate, format_duration
 
@@ -56,6 +58,7 @@ __all__ = [
     "CONCURRENCY_END_MODES",
     "CONCURRENCY_PATH",
     "CREDITED_AGENT_ID",
+    "ERROR_BODY_SHAPES",
     "IDLE_AGENT_ID",
     "MAX_BILLING_DAYS",
     "SANDBOX_API_KEY",
@@ -71,6 +74,7 @@ __all__ = [
     "aggregate",
     "billing_usage",
     "concurrency",
+    "error_body",
     "format_duration",
     "generate_calls",
     "is_agentless",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES
 from .billing import BILLING_EMPTY_DAY_MODES
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES
-from .server import SANDBOX_API_KEY, Faults, Sandbox
+from .server import ERROR_BODY_SHAPES, SANDBOX_API_KEY, Faults, Sandbox
 from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES
 
 
@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help='an agent named "" and, every Sunday, a credit that makes the day\'s billed minutes negative',
     )
+    parser.add_argument(
+        "--error-bodies",
+        choices=ERROR_BODY_SHAPES,
+        default="detail",
+        help="the shape of 4xx bodies, as Django REST Framework may render them",
+    )
     parser.add_argument("--api-key", default=SANDBOX_API_KEY)
     parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency_history_days=args.concurrency_history_days,
         billing_empty_days=args.billing_empty_days,
         odd_values=args.odd_values,
+        error_bodies=args.error_bodies,
         faults=Faults(latency_s=args.latency),
         host=args.host,
         port=args.port,

@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -36,6 +37,11 @@ CONCURRENCY_PATH = "/api/accounts/me/usage/concurrency"
 BILLING_USAGE_PATH = "/api/accounts/me/billing/usage"
 # The log reaches this far past `now`, so advancing the clock makes calls arrive.
 LOOKAHEAD = timedelta(days=30)
+# How Django REST Framework may render an error: {"detail": "..."} (an APIException), a list
+# (`raise ValidationError("...")`) or field errors ({"fromDate": ["..."]}, non_field_errors).
+ERROR_BODY_SHAPES = ("detail", "list", "fields")
+# A detail starting "fromDate: ", "metadata.tier: " names the parameter it is about.
+_FIELD_RE = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
 
 
 @dataclass
@@ -190,6 +196,17 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> _Ans
     return status, headers or {}, "application/json", json.dumps(body).encode()
 
 
+def error_body(detail: str, shape: str = "detail") -> Any:
+    """The body of a 4xx saying `detail`, in one of ERROR_BODY_SHAPES; as field errors, a detail
+    that names its parameter first ("fromDate: ...") is that field's, any other non_field_errors."""
+    if shape == "list":
+        return [detail]
+    if shape == "fields":
+        named = _FIELD_RE.fullmatch(detail)
+        return {named[1]: [named[2]]} if named else {"non_field_errors": [detail]}
+    return {"detail": detail}
+
+
 _HTML = b"<!doctype html><html><head><title>Maintenance</title></head><body><h1>Back soon</h1></body></html>"
 
 
@@ -209,6 +226,7 @@ class Sandbox:
     - `odd_values` (False | True): values the published schema allows that the default log never
       shows: an agent named "" and, every Sunday, a credit that makes the day's billed minutes
       negative on /usage/calls, /agents/usage and /billing/usage alike (calls.py). Set when built.
+    - `error_bodies` ("detail" | "list" | "fields"): the shape of every 4xx body (error_body).
     """
 
     def __init__(
@@ -232,6 +250,7 @@ class Sandbox:
         concurrency_history_days: float | None = None,
         billing_empty_days: str = "zero",
         odd_values: bool = False,
+        error_bodies: str = "detail",
     ) -> None:
         for name, value, allowed in (
             ("empty_buckets", empty_buckets, EMPTY_BUCKET_MODES),
@@ -241,6 +260,7 @@ class Sandbox:
             ("concurrency_empty_buckets", concurrency_empty_buckets, CONCURRENCY_EMPTY_BUCKET_MODES),
             ("concurrency_end", concurrency_end, CONCURRENCY_END_MODES),
             ("billing_empty_days", billing_empty_days, BILLING_EMPTY_DAY_MODES),
+            ("error_bodies", error_bodies, ERROR_BODY_SHAPES),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
@@ -266,6 +286,7 @@ class Sandbox:
         self.concurrency_history_days = concurrency_history_days
         self.billing_empty_days = billing_empty_days
         self._odd_values = odd_values
+        self.error_bodies = error_bodies
         self.access_log = access_log
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -413,9 +434,9 @@ class Sandbox:
             return 302, {"Location": faults.redirect_to.rstrip("/") + raw_path}, "text/html", b""
         # Auth comes first, as in DRF: a bad key never learns whether the path exists.
         if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            return _json(401, {"detail": "Invalid API key."})
+            return self._refuse(401, "Invalid API key.")
         if self._take("rate"):
-            return _json(429, {"detail": "Request was throttled."}, {"Retry-After": faults.retry_after})
+            return self._refuse(429, "Request was throttled.", {"Retry-After": faults.retry_after})
         if self._take("server"):
             return _json(faults.server_error_status, {"detail": "Service unavailable."})
         if faults.error_rate:
@@ -425,13 +446,13 @@ class Sandbox:
                 return _json(500, {"detail": "A server error occurred."})
         route = self._routes.get(path)
         if route is None:
-            return _json(404, {"detail": "Not found."})
+            return self._refuse(404, "Not found.")
         if method != "GET":
-            return _json(405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": "GET"})
+            return self._refuse(405, f'Method "{method}" not allowed.', {"Allow": "GET"})
         try:
             body = route(query, faults.reject_window_days_over)
         except SandboxBadRequest as exc:
-            return _json(400, {"detail": exc.detail})
+            return self._refuse(400, exc.detail)
         if faults.non_json:
             return 200, {}, "text/html; charset=utf-8", _HTML
         if faults.wrong_shape:
@@ -445,6 +466,9 @@ class Sandbox:
         if faults.malformed_json or self._take("malformed"):
             encoded = encoded[: max(1, len(encoded) // 2)]
         return 200, {}, "application/json", encoded
+
+    def _refuse(self, status: int, detail: str, headers: dict[str, str] | None = None) -> _Answer:
+        return _json(status, error_body(detail, self.error_bodies), headers)
 
     @property
     def _routes(self) -> dict[str, Callable[[dict[str, list[str]], int | None], Any]]:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+import yaml
 
 from unit_tests.conftest import (
+    AGENTS_URL,
     API_KEY,
+    CDK_SUMMARY,
+    MANIFEST,
     USAGE_URL,
+    all_text,
     cli,
     errors,
     make_config,
@@ -39,6 +45,56 @@ def read_all_time(**config):
     return run_read(make_config(**config), streams=["allTime"], fails=True)
 
 
+def failures(output):
+    """(failure_type, message, internal_message) of every error trace but the CDK's closing summary."""
+    return [
+        (error.failure_type.value, error.message, error.internal_message)
+        for error in (m.trace.error for m in output.errors)
+        if error.internal_message != CDK_SUMMARY
+    ]
+
+
+def refused(quoted):
+    return f"Ultravox refused the request ({quoted}). Check the connector's filters and dates."
+
+
+def rejected(quoted):
+    return (
+        f"Ultravox rejected the API key ({quoted}). "
+        "Check that api_key is a current API key of your Ultravox account."
+    )
+
+
+# The shapes in which Django REST Framework renders an error, and the text a message quotes.
+DRF_BODIES = [
+    pytest.param(
+        {"json": {"detail": "fromDate: Enter a valid date."}}, "fromDate: Enter a valid date.", id="detail"
+    ),
+    pytest.param({"json": ["fromDate: Enter a valid date."]}, "fromDate: Enter a valid date.", id="list"),
+    pytest.param(
+        {"json": {"fromDate": ["Enter a valid date."]}}, "fromDate: Enter a valid date.", id="fields"
+    ),
+    pytest.param(
+        {"json": {"metadata": {"tier": ["Not a valid string."]}, "toDate": ["Enter a date.", "Too early."]}},
+        "metadata.tier: Not a valid string.; toDate: Enter a date.; toDate: Too early.",
+        id="nested-fields",
+    ),
+    pytest.param(
+        {"json": {"non_field_errors": ["fromDate must be before toDate."]}},
+        "fromDate must be before toDate.",
+        id="non-field-errors",
+    ),
+    pytest.param(
+        {"text": "<p>Bad Request</p>\r\n\t(fromDate)\n"}, "<p>Bad Request</p> (fromDate)", id="not-json"
+    ),
+    pytest.param({"text": ""}, "no detail given", id="empty"),
+    pytest.param({"json": ["x" * 600]}, "x" * 499 + "\u2026", id="very-long"),
+    pytest.param({"json": [f"Key {API_KEY} may not."]}, "Key **** may not.", id="key-echoed"),
+    # Masked before it is cut: not even the key's first characters are quoted.
+    pytest.param({"json": ["x" * 497 + API_KEY]}, "x" * 497 + "**\u2026", id="key-at-the-cut"),
+]
+
+
 # --------------------------------------------------------------------------- 401 / 403
 
 
@@ -61,32 +117,74 @@ def test_rejected_key_is_a_config_error(api, status, body, detail):
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_a_rejected_key_whose_detail_says_too_long_fails_and_is_not_split(api, status):
+@pytest.mark.parametrize("body", [{"detail": "Key too long"}, ["Key too long"]], ids=["detail", "list"])
+def test_a_rejected_key_whose_detail_says_too_long_fails_and_is_not_split(api, status, body):
     """The filters keep their order of priority: a rejected key fails at once even when its detail
     happens to say "too long", the words that split a refused window."""
-    api.register(status_code=status, json={"detail": "Key too long"})
+    api.register(status_code=status, json=body)
     output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["daily"], fails=True)
-    [(failure_type, message)] = errors(output)
-    assert failure_type == "config_error"
-    assert message.startswith(
-        "Ultravox rejected the API key (Key too long)" if status != 404 else "Ultravox answered 404"
-    )
+    assert failures(output) == [
+        ("config_error", rejected("Key too long"), f"{status}: {rejected('Key too long')}")
+    ]
     assert [(query(r)["fromDate"][0], query(r)["toDate"][0]) for r in api.requests] == [
         ("2025-03-01", "2025-03-04")
     ]
 
 
-def test_an_answer_no_filter_knows_fails_as_the_cdk_maps_it(api):
-    """A 405 matches none of the connector's filters: it fails at once with the CDK's message."""
-    api.register(status_code=405, json={"detail": "Method not allowed."})
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize(("body", "quoted"), DRF_BODIES)
+def test_a_rejected_key_quotes_the_api_in_any_drf_shape(api, status, body, quoted):
+    api.register(status_code=status, **body)
     output = read_all_time()
-    assert errors(output) == [
-        (
-            "system_error",
-            "HTTP Status Code: 405. Error: Method not allowed. Please check your request method.",
-        )
-    ]
+    assert failures(output) == [("config_error", rejected(quoted), f"{status}: {rejected(quoted)}")]
     assert api.call_count == 1
+    assert API_KEY not in all_text(output)
+
+
+@pytest.mark.parametrize("status", [400, 422])
+@pytest.mark.parametrize(("body", "quoted"), DRF_BODIES)
+def test_a_refused_request_quotes_the_api_in_any_drf_shape(api, sleeps, status, body, quoted):
+    api.register(status_code=status, **body)
+    output = read_all_time()
+    assert failures(output) == [("config_error", refused(quoted), f"{status}: {refused(quoted)}")]
+    assert api.call_count == 1
+    assert API_KEY not in all_text(output)
+
+
+@pytest.mark.parametrize("status", [402, 405, 409, 410, 413, 415, 418, 422, 451, 499])
+def test_any_other_4xx_fails_at_once_as_a_config_error_quoting_the_api(api, sleeps, status):
+    """Nothing changes on a retry: one request, no wait, the API's words and the connector's advice."""
+    api.register(status_code=status, json={"detail": f"Refused with {status}."})
+    output = read_all_time()
+    message = refused(f"Refused with {status}.")
+    assert failures(output) == [("config_error", message, f"{status}: {message}")]
+    assert api.call_count == 1
+    assert sleeps == []
+
+
+def test_a_422_on_a_window_makes_exactly_one_request(api, sleeps):
+    api.register(status_code=422, json={"toDate": ["Ensure this value is after fromDate."]})
+    output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["daily"], fails=True)
+    message = refused("toDate: Ensure this value is after fromDate.")
+    assert failures(output) == [("config_error", message, f"422: {message}")]
+    assert api.date_ranges() == [("2025-03-01", "2025-03-04")]
+    assert sleeps == []
+
+
+def test_every_4xx_without_a_filter_of_its_own_is_a_refused_request():
+    """bad_request lists every 4xx but 401/403 (bad_key), 404, 408 (retried) and 429 (waited)."""
+    filters = yaml.safe_load(MANIFEST.read_text())["definitions"]["filters"]
+    assert sorted(filters["bad_request"]["http_codes"]) == [
+        status for status in range(400, 500) if status not in (401, 403, 404, 408, 429)
+    ]
+    assert [
+        filters[name]["http_codes"] for name in ("bad_key", "not_found", "request_timeout", "rate_limited")
+    ] == [
+        [401, 403],
+        [404],
+        [408],
+        [429],
+    ]
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -255,6 +353,30 @@ def test_429_retry_after_seconds_are_honoured(api, sleeps, header, wait):
     assert sleeps == [wait + 1]
 
 
+# --------------------------------------------------------------------------- 408
+
+
+def test_408_is_retried_then_success(api, sleeps):
+    api.register([{"status_code": 408, "headers": NO_WAIT, "json": ["Request timed out."]}, OK])
+    output = run_read(make_config(), streams=["allTime"])
+    assert errors(output) == []
+    assert api.call_count == 2
+    assert sleeps == [1.5]
+    assert [r["totalCount"] for r in records(output, "allTime")] == [9]
+
+
+def test_persistent_408_is_a_transient_error_after_bounded_retries(api, sleeps):
+    api.register(status_code=408, headers=NO_WAIT, json={"detail": "Request timed out."})
+    output = read_all_time()
+    [(failure_type, message)] = errors(output)
+    assert failure_type == "transient_error"
+    assert message == (
+        "Exhausted available request attempts. Please see logs for more details. Exception: "
+        f"Ultravox answered 408 Request Timeout on {ENDPOINT}."
+    )
+    assert api.call_count == 7  # 1 + max_retries (6)
+
+
 # --------------------------------------------------------------------------- 5xx, timeouts, drops
 
 
@@ -397,7 +519,8 @@ def test_a_redirect_within_the_api_origin_keeps_the_key(api):
 
 
 def split_api(api, status, body):
-    """Refuse (status, body) every window longer than one day except 03-01..03-02."""
+    """Refuse (status, body) every window longer than one day except 03-01..03-02; a str body is
+    sent as it is, not as JSON."""
 
     def answer(request, context):
         q = query(request)
@@ -405,16 +528,33 @@ def split_api(api, status, body):
         if low != high and (low, high) != ("2025-03-01", "2025-03-02"):
             context.status_code = status
             context.headers["Retry-After"] = "0"
-            return body
-        return usage_body(daily=[{"date": low, **stats()}], hourly=[{"date": high, "hour": 1, **stats()}])
+            return body if isinstance(body, str) else json.dumps(body)
+        days = usage_body(daily=[{"date": low, **stats()}], hourly=[{"date": high, "hour": 1, **stats()}])
+        return json.dumps(days)
 
-    api.register(json=answer)
+    api.register(text=answer)
 
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(504, {"detail": "Gateway Timeout"}), (400, {"detail": "Date range too large"})],
-    ids=["504", "400-too-large"],
+    [
+        (504, {"detail": "Gateway Timeout"}),
+        (400, {"detail": "Date range too large"}),
+        (400, ["Date range too large."]),
+        (400, {"toDate": ["Range too long."]}),
+        (400, {"non_field_errors": ["Date range too LARGE"]}),
+        (422, {"query": {"range": ["Too long a range."]}}),
+        (400, "Date range too large"),
+    ],
+    ids=[
+        "504",
+        "400-too-large",
+        "400-list",
+        "400-fields",
+        "400-non-field-errors",
+        "422-nested",
+        "400-not-json",
+    ],
 )
 def test_a_window_the_api_refuses_as_too_large_is_split_in_halves(api, sleeps, status, body):
     split_api(api, status, body)
@@ -456,3 +596,38 @@ def test_a_persistent_504_on_a_one_day_window_is_retried_then_transient(api, sle
     )
     assert [e[0] for e in errors(output)] == ["transient_error"]
     assert api.call_count == 7
+
+
+# --------------------------------------------------------------------------- successes are never errors
+
+
+def test_a_200_whose_body_says_too_long_is_not_split(api):
+    """Only error answers split: a 200 that is not the usage object fails as one, whatever it says."""
+    api.register(json={"detail": "Date range too long"})
+    output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["daily"], fails=True)
+    message = (
+        f"Ultravox answered {ENDPOINT} with a body the connector does not expect (it expects a JSON "
+        "object with allTime, daily and hourly): its top-level keys are ['detail']."
+    )
+    assert failures(output) == [("system_error", message, message)]
+    assert api.date_ranges() == [("2025-03-01", "2025-03-04")]
+
+
+def test_an_agent_named_too_long_calls_syncs_normally(api):
+    agent = {"agentId": "0b6f7c1e-2a57-4d1a-9a41-5c0e8f3d2a01", "name": "Too long calls"}
+    api.register(
+        url=AGENTS_URL,
+        json=[{"agent": agent, "usage": [{"date": "2025-03-02", "calls": 3, "billedMinutes": 4.5}]}],
+    )
+    output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["agentDaily"])
+    assert errors(output) == []
+    assert records(output, "agentDaily") == [
+        {
+            "agentId": agent["agentId"],
+            "agentName": "Too long calls",
+            "date": "2025-03-02",
+            "calls": 3,
+            "billedMinutes": 4.5,
+        }
+    ]
+    assert api.date_ranges() == [("2025-03-01", "2025-03-04")]

@@ -25,8 +25,12 @@ ERROR_PATHS = [
     pytest.param([{"status_code": 403, "json": {"detail": ECHO}}], id="403-echo"),
     pytest.param([{"status_code": 400, "json": {"detail": ECHO}}], id="400-echo"),
     pytest.param([{"status_code": 404, "text": ECHO}], id="404-echo"),
-    # No filter of ours: the CDK's default mapping fails it, and would quote the answer unmasked.
+    # The CDK would quote the answer unmasked in the trace's internal_message.
     pytest.param([{"status_code": 405, "json": {"detail": ECHO}}], id="405-echo"),
+    pytest.param([{"status_code": 400, "json": [ECHO]}], id="400-list-echo"),
+    pytest.param(
+        [{"status_code": 422, "json": {"non_field_errors": [ECHO], "key": [API_KEY]}}], id="422-fields-echo"
+    ),
     pytest.param([{"status_code": 200, "text": f"<html>{ECHO}</html>"}], id="html-echo"),
     pytest.param([{"status_code": 200, "json": {"results": [], "key": API_KEY}}], id="wrong-shape-echo"),
     pytest.param(
