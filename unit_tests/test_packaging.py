@@ -37,7 +37,7 @@ PACKAGE_DIR = ROOT / "source_ultravox_usage"
 MANIFEST_PATH = PACKAGE_DIR / "manifest.yaml"
 
 CONSOLE_SCRIPT = "source-ultravox-usage"
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 STREAMS = ("allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily")
 # 8 alphanumerics, a dot, 32 alphanumerics: the shape of a real Ultravox API key.
 KEY_SHAPE = re.compile(rb"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
@@ -218,8 +218,8 @@ def test_version_is_the_same_everywhere() -> None:
 def test_changelog_rows_are_well_formed_and_newest_first() -> None:
     rows = changelog_rows()
     assert rows, "the changelog table has no rows"
-    assert [row[0] for row in rows] == [VERSION, "0.3.0", "0.2.0", "0.1.0"]
-    assert rows[0][1:3] == ["2026-12-05", ""] and rows[0][3]
+    assert [row[0] for row in rows] == [VERSION, "0.4.0", "0.3.0", "0.2.0", "0.1.0"]
+    assert rows[0][1:3] == ["2026-12-06", ""] and rows[0][3]
     assert rows[-1] == ["0.1.0", "2026-11-25", "", "Initial release"]
     versions = [tuple(int(part) for part in row[0].split(".")) for row in rows]
     assert versions == sorted(versions, reverse=True)
