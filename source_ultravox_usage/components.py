@@ -404,8 +404,7 @@ class CheckedRecordTransformation(RecordTransformation):
     value (jinja cannot raise such an error, and a silent guess would land wrong figures in the
     warehouse), and derives what only parsing can: durationSeconds from a `duration` such as
     "1234.5s", and each timestamp in one RFC 3339 UTC form, so cursors and primary keys compare as
-    written. A field in `optional` (not required by the schema) is checked only when present.
-    Null is no value the schema allows, so a null field fails like a missing required one."""
+    written. Every field listed is required by the schema; null is no value it allows."""
 
     parameters: InitVar[Mapping[str, Any]]
     counts: list[str] = field(default_factory=list)
@@ -415,7 +414,6 @@ class CheckedRecordTransformation(RecordTransformation):
     texts: list[str] = field(default_factory=list)
     timestamps: list[str] = field(default_factory=list)
     durations: list[str] = field(default_factory=list)
-    optional: list[str] = field(default_factory=list)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.stream = parameters["name"]
@@ -429,8 +427,6 @@ class CheckedRecordTransformation(RecordTransformation):
     ) -> None:
         for kind, (holds, expected) in FIELD_CHECKS.items():
             for name in getattr(self, kind):
-                if name in self.optional and name not in record:
-                    continue
                 value = record.get(name)
                 if not holds(value):
                     raise bad_record(self.stream, name, value, expected)

@@ -138,12 +138,12 @@ def test_a_body_of_another_shape_is_a_system_error_naming_the_endpoint(api, body
     )
 
 
-def test_negative_minutes_and_a_day_without_sip_minutes_sync_as_sent(api):
-    # The published schema sets no minimum on minutes and does not require sipMinutes.
+def test_negative_minutes_sync_as_sent(api):
+    # The published schema sets no minimum on minutes.
     rows = [
         bill_day("2025-03-01", minutes=-1.0, sip=-0.5),
         bill_day("2025-03-02", minutes=-0.1, sip=0.0),
-        {"date": "2025-03-03", "minutes": 4.5},
+        bill_day("2025-03-03", minutes=4.5, sip=0.0),
     ]
     api.register(url=BILLING_URL, json={"dailyUsage": rows, "totalMinutes": 3.4, "totalSipMinutes": -0.5})
     output = read()
@@ -151,7 +151,7 @@ def test_negative_minutes_and_a_day_without_sip_minutes_sync_as_sent(api):
     assert records(output, "billingDaily") == [
         {"date": "2025-03-01", "minutes": -1.0, "sipMinutes": -0.5},
         {"date": "2025-03-02", "minutes": -0.1, "sipMinutes": 0.0},
-        {"date": "2025-03-03", "minutes": 4.5},
+        {"date": "2025-03-03", "minutes": 4.5, "sipMinutes": 0.0},
     ]
     assert final_state(output, "billingDaily") == {"date": "2025-03-03"}
 
@@ -163,6 +163,7 @@ def test_negative_minutes_and_a_day_without_sip_minutes_sync_as_sent(api):
         (bill_day("2025-03-01", minutes="-1"), "minutes", "'-1'", "a number"),
         (bill_day("2025-03-01", minutes=True), "minutes", "True", "a number"),
         (bill_day("2025-03-01", sip=None), "sipMinutes", "None", "a number"),
+        ({"date": "2025-03-01", "minutes": 1.0}, "sipMinutes", "None", "a number"),
         ({"minutes": 1.0, "sipMinutes": 0.0}, "date", "None", "a YYYY-MM-DD date"),
         (bill_day("01/03/2025"), "date", "'01/03/2025'", "a YYYY-MM-DD date"),
     ],

@@ -147,9 +147,6 @@ def field_problems(stream: str, row: Any) -> list[str]:
         return ["row"]
     problems = []
     for name in COUNTS:
-        # DailyCallStatistics does not require the counts; null is no integer.
-        if stream == "daily" and name not in row:
-            continue
         if type(row.get(name)) is not int:
             problems.append(name)
     minutes = row.get("billedMinutes")
@@ -436,15 +433,16 @@ def test_each_bad_value_is_a_system_error_quoting_field_and_value(
     assert field in error.message and repr(value) in error.message, error.message
 
 
+@pytest.mark.parametrize("stream", ["daily", "hourly"])
 @pytest.mark.parametrize("missing", STAT_FIELDS)
-def test_a_missing_field_is_a_system_error_naming_it(api, missing: str) -> None:
-    # hourly: HourlyCallStatistics requires every field (a day's counts are optional).
+def test_a_missing_field_is_a_system_error_naming_it(api, stream: str, missing: str) -> None:
+    # Daily and HourlyCallStatistics require every field.
     body = base_body()
-    del body["hourly"][0][missing]
+    del body[stream][0][missing]
     output = read_body(api, body)
-    (error,) = [e for e in stream_errors(output) if e.stream_descriptor.name == "hourly"]
+    (error,) = [e for e in stream_errors(output) if e.stream_descriptor.name == stream]
     assert error.failure_type.value == "system_error" and missing in error.message
-    assert emitted(output)["hourly"] == []
+    assert emitted(output)[stream] == []
 
 
 def test_unknown_fields_are_carried_through_at_every_level(api) -> None:

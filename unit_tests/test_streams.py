@@ -272,16 +272,21 @@ def test_negative_figures_and_counts_sync_as_sent(api):
     ]
 
 
-def test_a_day_without_the_counts_the_schema_does_not_require_syncs_as_sent(api):
-    # DailyCallStatistics requires only date, duration and billedMinutes.
-    day = {"date": "2025-03-02", "duration": "60s", "billedMinutes": 1.0}
-    api.register(json=usage_body(daily=[day, {**day, "date": "2025-03-03", "errorCount": 0}]))
-    output = run_read(make_config(), streams=["daily"])
-    assert errors(output) == []
-    assert records(output, "daily") == [
-        {**day, "durationSeconds": 60.0},
-        {**day, "date": "2025-03-03", "errorCount": 0, "durationSeconds": 60.0},
+@pytest.mark.parametrize("missing", ["totalCount", "errorCount", "joinedCount"])
+def test_a_day_without_a_count_fails_naming_it(api, missing):
+    # DailyCallStatistics requires all six fields.
+    day = {"date": "2025-03-02", **stats()}
+    del day[missing]
+    api.register(json=usage_body(daily=[day]))
+    output = run_read(make_config(), streams=["daily"], fails=True)
+    assert errors(output) == [
+        (
+            "system_error",
+            f"Ultravox sent a daily record whose {missing} is None, not an integer. "
+            "The connector stops rather than guess; please report this response shape.",
+        )
     ]
+    assert records(output, "daily") == []
 
 
 STOPS = "The connector stops rather than guess; please report this response shape."
