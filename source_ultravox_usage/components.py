@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -476,8 +476,9 @@ def bad_record(stream: str, field_name: str, value: Any, expected: str) -> Airby
 class UsageErrorHandler(ErrorHandler):
     """What the stock DefaultErrorHandler, placed after this one in a CompositeErrorHandler, cannot
     do. It reads the API's own words from an error answer in any shape Django REST Framework gives
-    them (api_message) and shows its `filters` the answer as {"detail": <those words>}, so their
-    messages quote it plainly and their predicates match it whatever the shape. It raises every
+    them (api_message) and shows its `filters` the answer as {"detail": <those words>, "status":
+    <HTTP status>} (as_drf_detail), so their messages quote it plainly and their predicates match
+    it whatever the shape. It raises every
     FAIL itself, with the message as the internal message too: on a FAIL the CDK puts the raw
     answer, unmasked, in the trace's internal_message, and an answer can echo the API key.
     `filters` are stock response filters in order of priority, the first match wins: a FAIL is
@@ -486,7 +487,8 @@ class UsageErrorHandler(ErrorHandler):
     the stock handler's (None), a success never is. It also takes what no filter sees, exceptions,
     and what no filter can tell, a 504's dates: a window of several days the API is too slow to
     answer (a read timeout, or a 504) is split in two when split_windows is set (a single day is
-    retried); an unreachable host or a dropped connection is retried; a TLS failure or an unusable
+    retried), and raised as RangeTooLargeError when it is not (allTime then sums the range from
+    windows); an unreachable host or a dropped connection is retried; a TLS failure or an unusable
     URL fails at once as a config error, since retrying cannot mend it.
     It must not be the composite's last handler: None means "the next handler's"."""
 
@@ -507,7 +509,9 @@ class UsageErrorHandler(ErrorHandler):
         too_slow = isinstance(error, requests.ReadTimeout) or (
             isinstance(error, requests.Response) and error.status_code == 504
         )
-        if too_slow and self.split_windows and days_requested(error, self.end_exclusive) > 1:
+        if too_slow and days_requested(error, self.end_exclusive) > 1:
+            if not self.split_windows:
+                raise RangeTooLargeError(error)
             return ErrorResolution(
                 response_action=ResponseAction.SPLIT_REQUEST_WINDOW,
                 failure_type=FailureType.transient_error,
@@ -568,6 +572,7 @@ class UsageErrorHandler(ErrorHandler):
 
 # The API's words are cut to this many characters in an error message.
 MAX_QUOTED = 500
+MAX_NESTING = 32
 
 
 def api_message(response: requests.Response, api_key: str | None) -> str:
@@ -586,44 +591,52 @@ def api_message(response: requests.Response, api_key: str | None) -> str:
     return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 1].rstrip() + "\u2026"
 
 
-def drf_messages(value: Any, field_name: str = "") -> Iterator[str]:
+def drf_messages(value: Any, field_name: str = "", depth: int = 0) -> Iterator[str]:
     """Each message of a DRF error body, after the name of its field, nested names joined by dots.
     An object with a "detail" is that detail (an APIException, whatever else it carries); list
-    items and non_field_errors add no name."""
-    if isinstance(value, dict):
+    items and non_field_errors add no name. No deeper than DRF nests (JSON allows 1024 levels)."""
+    if depth > MAX_NESTING:
+        yield "(an error body nested too deeply to quote)"
+    elif isinstance(value, dict):
         if "detail" in value:
-            yield from drf_messages(value["detail"], field_name)
+            yield from drf_messages(value["detail"], field_name, depth + 1)
             return
         for key, inner in value.items():
             inner_name = (
                 field_name if key == "non_field_errors" else ".".join(filter(None, (field_name, key)))
             )
-            yield from drf_messages(inner, inner_name)
+            yield from drf_messages(inner, inner_name, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            yield from drf_messages(item, field_name)
+            yield from drf_messages(item, field_name, depth + 1)
     elif value is not None and value != "":
         yield f"{field_name}: {value}" if field_name else str(value)
 
 
 def as_drf_detail(response: requests.Response, text: str) -> requests.Response:
-    """The answer with {"detail": text} as its body: status, headers and URL are the answer's."""
+    """The answer as the filters read it, {"detail": text, "status": <HTTP status>}: a filter's
+    predicate sees no status otherwise. Headers and URL are the answer's."""
     answer = requests.Response()
     answer.status_code, answer.reason, answer.url = response.status_code, response.reason, response.url
     answer.headers, answer.request = response.headers, response.request
     answer.encoding = "utf-8"
-    answer.raw = io.BytesIO(orjson.dumps({"detail": text}))
+    answer.raw = io.BytesIO(orjson.dumps({"detail": text, "status": response.status_code}))
     return answer
 
 
 class RangeTooLargeError(AirbyteTracedException):
-    """Ultravox refused a request's date range as too large on a stream without windows to split
-    (allTime): RangeTotalsRetriever catches it and reads the range in windows instead."""
+    """Ultravox refused a request's date range as too large, or timed out on a range of several days,
+    on a stream without windows to split (allTime): RangeTotalsRetriever reads it in windows instead."""
 
-    def __init__(self, response: requests.Response) -> None:
-        query = parse_qs(urlsplit(response.request.url or "").query)
-        self.range = f"{query.get('fromDate', ['?'])[0]}..{query.get('toDate', ['?'])[0]}"
-        message = f"Ultravox refused the date range {self.range} as too large (HTTP {response.status_code})."
+    def __init__(self, error: requests.Response | requests.RequestException) -> None:
+        query = parse_qs(urlsplit(error.request.url or "").query)
+        span = f"{query.get('fromDate', ['?'])[0]}..{query.get('toDate', ['?'])[0]}"
+        if not isinstance(error, requests.Response):
+            message = f"Ultravox did not answer for the date range {span} in time."
+        elif error.status_code == 504:
+            message = f"Ultravox timed out on the date range {span} (HTTP 504)."
+        else:
+            message = f"Ultravox refused the date range {span} as too large (HTTP {error.status_code})."
         super().__init__(message=message, internal_message=message, failure_type=FailureType.config_error)
 
 
@@ -740,61 +753,67 @@ class RangeTotalsRetriever(Retriever):
     def read_records(
         self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None
     ) -> Iterable[StreamData]:
-        records: list[Mapping[str, Any]] = []
         try:
-            yield from self.read_range(records_schema, self.first, self.last, records)
+            total = yield from self.read_range(records_schema, self.first, self.last)
         except RangeTooLargeError as refusal:
             logger.info(
                 "allTime: %s Summing the range from windows of at most %d days instead.",
                 refusal.message,
                 self.width.days,
             )
-            records.clear()
-            yield from self.read_windows(records_schema, records)
-            yield {
-                **self.summed(records),
-                "fromDate": self.first.isoformat(),
-                "toDate": self.last.isoformat(),
-            }
-            return
-        for record in records:
-            yield {**record, "fromDate": self.first.isoformat(), "toDate": self.last.isoformat()}
+            total = self.summed((yield from self.read_windows(records_schema, refusal)))
+        yield {**total, "fromDate": self.first.isoformat(), "toDate": self.last.isoformat()}
 
     def read_range(
-        self, records_schema: Mapping[str, Any], first: date, last: date, records: list[Mapping[str, Any]]
-    ) -> Iterator[StreamData]:
-        """Reads first..last in one request: its records into `records`, other messages yielded."""
+        self, records_schema: Mapping[str, Any], first: date, last: date
+    ) -> Generator[StreamData, None, Mapping[str, Any]]:
+        """Reads first..last in one request: yields its other messages, returns its one record."""
         window = StreamSlice(
             partition={}, cursor_slice={"start_time": first.isoformat(), "end_time": last.isoformat()}
         )
+        records = []
         for item in self.retriever.read_records(records_schema, window):
             if isinstance(item, Mapping):
                 records.append(item)
             else:
                 yield item
+        if len(records) != 1:
+            raise system_error(
+                f"Ultravox's answer for allTime {first}..{last} holds no totals (its allTime object is "
+                "empty). The connector stops rather than report zeros; please report this response shape."
+            )
+        return records[0]
 
     def read_windows(
-        self, records_schema: Mapping[str, Any], records: list[Mapping[str, Any]]
-    ) -> Iterator[StreamData]:
+        self, records_schema: Mapping[str, Any], refusal: "RangeTooLargeError"
+    ) -> Generator[StreamData, None, list[Mapping[str, Any]]]:
+        """The range's records in windows of window_days (in halves if it is one window), each
+        window still refused halved again, down to one day."""
         pending = []
         start = self.first
         while start <= self.last:
-            end = min(start + self.width - timedelta(days=1), self.last)
-            pending.append((start, end))
-            start = end + timedelta(days=1)
+            pending.append((start, min(start + self.width - timedelta(days=1), self.last)))
+            start = pending[-1][1] + timedelta(days=1)
+        if len(pending) == 1:
+            pending = self.halves(self.first, self.last, refusal)
+        parts = []
         while pending:
             first, last = pending.pop(0)
             try:
-                yield from self.read_range(records_schema, first, last, records)
-            except RangeTooLargeError as refusal:
-                if first == last:
-                    raise config_error(
-                        f"Ultravox refused allTime's range even one day at a time ({first}): "
-                        f"{refusal.message} Narrow start_date..end_date or the filters."
-                    ) from None
-                middle = first + (last - first) // 2
-                logger.info("allTime: %s Reading it in two halves.", refusal.message)
-                pending[:0] = [(first, middle), (middle + timedelta(days=1), last)]
+                parts.append((yield from self.read_range(records_schema, first, last)))
+            except RangeTooLargeError as again:
+                pending[:0] = self.halves(first, last, again)
+        return parts
+
+    def halves(self, first: date, last: date, refusal: "RangeTooLargeError") -> list[tuple[date, date]]:
+        if first == last:
+            raise config_error(
+                f"Ultravox refused allTime's range even one day at a time ({first}): "
+                f"{refusal.message} Narrow start_date..end_date or the filters."
+            )
+        logger.info("allTime: %s Reading it in two halves.", refusal.message)
+        middle = first + (last - first) // 2
+        return [(first, middle), (middle + timedelta(days=1), last)]
 
     def summed(self, records: list[Mapping[str, Any]]) -> dict[str, Any]:
         """Each field's exact decimal sum, in the order of a window's record; integers stay integers."""

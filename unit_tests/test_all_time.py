@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from conftest import (
     errors,
     make_config,
@@ -29,7 +31,7 @@ def serve_refusing_ranges_over(api, limit_days: int, figures) -> None:
         if span > limit_days:
             context.status_code = 400
             return TOO_LARGE
-        return usage_body(figures(first, last))
+        return {"allTime": figures(first, last), "daily": [], "hourly": []}
 
     api.register(json=answer)
 
@@ -153,3 +155,67 @@ def test_a_future_end_date_reads_and_reports_up_to_today(api):
     assert errors(output) == []
     assert ranges_in_order(api) == [(start, today.isoformat())]
     assert [(r["fromDate"], r["toDate"]) for r in records(output, "allTime")] == [(start, today.isoformat())]
+
+
+def test_a_range_within_one_window_is_read_in_halves_not_asked_again(api):
+    serve_refusing_ranges_over(api, 5, lambda first, last: stats(1, 0, 1, "1s", 0.5))
+    output = run_read(
+        make_config(start_date="2025-03-01", end_date="2025-03-10", window_days=30), ["allTime"]
+    )
+    assert errors(output) == []
+    assert ranges_in_order(api) == [
+        ("2025-03-01", "2025-03-10"),
+        ("2025-03-01", "2025-03-05"),
+        ("2025-03-06", "2025-03-10"),
+    ]
+    assert [r["totalCount"] for r in records(output, "allTime")] == [2]
+
+
+def test_a_range_the_api_times_out_on_is_summed_from_windows(api, sleeps):
+    def answer(request, context):
+        q = query(request)
+        if (q["fromDate"][0], q["toDate"][0]) == ("2025-01-01", "2025-02-15"):
+            context.status_code = 504
+            return {"detail": "Gateway Timeout"}
+        return usage_body(stats(1, 0, 1, "1s", 0.5))
+
+    api.register(json=answer)
+    output = run_read(
+        make_config(start_date="2025-01-01", end_date="2025-02-15", window_days=30), ["allTime"]
+    )
+    assert errors(output) == []
+    assert ranges_in_order(api) == [
+        ("2025-01-01", "2025-02-15"),
+        ("2025-01-01", "2025-01-30"),
+        ("2025-01-31", "2025-02-15"),
+    ]
+    assert sleeps == []
+    assert [r["totalCount"] for r in records(output, "allTime")] == [2]
+    assert log_lines(output) == [
+        "allTime: Ultravox timed out on the date range 2025-01-01..2025-02-15 (HTTP 504). "
+        "Summing the range from windows of at most 30 days instead."
+    ]
+
+
+@pytest.mark.parametrize("empty_window", [None, ("2025-03-02", "2025-03-02")])
+def test_an_empty_all_time_object_is_a_system_error_not_zeros(api, empty_window):
+    """An answer whose allTime is {} has no totals: never a silent empty sync, never a sum that
+    leaves a window out."""
+    limit = 1 if empty_window else 30
+
+    def figures(first, last):
+        return {} if (empty_window is None or (first, last) == empty_window) else stats()
+
+    serve_refusing_ranges_over(api, limit, figures)
+    output = run_read(
+        make_config(start_date="2025-03-01", end_date="2025-03-03", window_days=1), ["allTime"], fails=True
+    )
+    first, last = empty_window or ("2025-03-01", "2025-03-03")
+    assert records(output, "allTime") == []
+    assert errors(output) == [
+        (
+            "system_error",
+            f"Ultravox's answer for allTime {first}..{last} holds no totals (its allTime object is "
+            "empty). The connector stops rather than report zeros; please report this response shape.",
+        )
+    ]

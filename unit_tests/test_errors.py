@@ -9,13 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import yaml
 
 from unit_tests.conftest import (
     AGENTS_URL,
     API_KEY,
     CDK_SUMMARY,
-    MANIFEST,
     USAGE_URL,
     all_text,
     cli,
@@ -169,22 +167,6 @@ def test_a_422_on_a_window_makes_exactly_one_request(api, sleeps):
     assert failures(output) == [("config_error", message, f"422: {message}")]
     assert api.date_ranges() == [("2025-03-01", "2025-03-04")]
     assert sleeps == []
-
-
-def test_every_4xx_without_a_filter_of_its_own_is_a_refused_request():
-    """bad_request lists every 4xx but 401/403 (bad_key), 404, 408 (retried) and 429 (waited)."""
-    filters = yaml.safe_load(MANIFEST.read_text())["definitions"]["filters"]
-    assert sorted(filters["bad_request"]["http_codes"]) == [
-        status for status in range(400, 500) if status not in (401, 403, 404, 408, 429)
-    ]
-    assert [
-        filters[name]["http_codes"] for name in ("bad_key", "not_found", "request_timeout", "rate_limited")
-    ] == [
-        [401, 403],
-        [404],
-        [408],
-        [429],
-    ]
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -576,6 +558,27 @@ def test_a_plain_400_is_not_split(api):
     output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["daily"], fails=True)
     assert errors(output)[0][0] == "config_error"
     assert api.call_count == 1
+
+
+@pytest.mark.parametrize("status", [413, 414, 431])
+def test_a_proxy_page_saying_too_large_is_a_refused_request_not_split(api, sleeps, status):
+    """A request too large for a proxy (many agent_ids) is no date range: splitting the window
+    cannot shrink it, so it fails at once quoting the page."""
+    page = f"<html><head><title>{status} Request-URI Too Large</title></head><body>nginx</body></html>"
+    api.register(status_code=status, text=page, headers={"Content-Type": "text/html"})
+    output = run_read(make_config(end_date="2025-03-04", window_days=4), streams=["daily"], fails=True)
+    message = refused(page)
+    assert failures(output) == [("config_error", message, f"{status}: {message}")]
+    assert api.call_count == 1
+    assert sleeps == []
+
+
+def test_an_error_body_nested_deeper_than_drf_nests_is_quoted_without_a_traceback(api):
+    body = "[" * 1000 + '"deep"' + "]" * 1000
+    api.register(status_code=400, text=body)
+    output = read_all_time()
+    message = refused("(an error body nested too deeply to quote)")
+    assert failures(output) == [("config_error", message, f"400: {message}")]
 
 
 def test_a_504_blip_on_a_one_day_window_is_retried(api, sleeps):
