@@ -10,7 +10,7 @@ from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES
 from .billing import BILLING_EMPTY_DAY_MODES
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES
 from .server import SANDBOX_API_KEY, Faults, Sandbox
-from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES
+from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, FUTURE_BUCKET_MODES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         default="zero",
         help="/accounts/me/billing/usage: days without billed minutes",
     )
+    parser.add_argument(
+        "--future-buckets",
+        choices=FUTURE_BUCKET_MODES,
+        default="omit",
+        help="/accounts/me/usage/calls and /accounts/me/billing/usage: requested days and hours after now",
+    )
     parser.add_argument("--api-key", default=SANDBOX_API_KEY)
     parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency_max_days=args.concurrency_max_days,
         concurrency_history_days=args.concurrency_history_days,
         billing_empty_days=args.billing_empty_days,
+        future_buckets=args.future_buckets,
         faults=Faults(latency_s=args.latency),
         host=args.host,
         port=args.port,
