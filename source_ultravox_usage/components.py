@@ -412,7 +412,7 @@ class ZeroFilledBucketsExtractor(RecordExtractor):
                 if key not in listed:
                     yield self.zero(key)
 
-    def buckets(self, days: tuple[date, date] | None, now: datetime) -> Iterator[tuple[str, ...]]:
+    def buckets(self, days: tuple[date, date] | None, now: datetime) -> Iterator[tuple[Any, ...]]:
         """Each (date,) or (date, hour) of the days asked for, none after now."""
         if days is None:
             return
@@ -444,7 +444,7 @@ def api_now(response: requests.Response) -> datetime:
         said = email.utils.parsedate_to_datetime(response.headers.get("Date"))
     except (TypeError, ValueError, IndexError):
         return now
-    return min(now, said if said.tzinfo else said.replace(tzinfo=UTC))
+    return min(now, said.astimezone(UTC) if said.tzinfo else said.replace(tzinfo=UTC))
 
 
 # What each kind of CheckedRecordTransformation field must hold, in the order they are checked.
