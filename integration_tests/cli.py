@@ -4,6 +4,7 @@ ForkedCli runs the same script without paying its imports again, for tests that 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,11 +51,12 @@ class ForkedCli:
     already imported the connector: for tests that start hundreds of syncs, where the CLI's imports
     would be most of the runtime. The process starts from a fresh import as the CLI's does, writes
     its messages to a pipe, ends with the CLI's exit code, and a SIGKILL ends it as abruptly.
-    The part of subprocess.Popen that `read_and_kill` uses."""
+    The part of subprocess.Popen that `read_and_kill` uses. With `clock`, the connector's today is
+    that instant's (see `follow_clock`)."""
 
-    def __init__(self, args: list[str], stderr_path: Path) -> None:
+    def __init__(self, args: list[str], stderr_path: Path, clock: datetime.datetime | None = None) -> None:
         reader, writer = FORKSERVER.Pipe(duplex=False)
-        self.process = FORKSERVER.Process(target=run_forked, args=(args[1:], writer, str(stderr_path)))
+        self.process = FORKSERVER.Process(target=run_forked, args=(args[1:], writer, str(stderr_path), clock))
         with EXIT_STATUS:
             self.process.start()
         writer.close()  # the child's copy is now the only writer: end of file when it ends
@@ -77,13 +80,17 @@ class ForkedCli:
         return code
 
 
-def run_forked(args: list[str], stdout: Any, stderr_path: str) -> None:
+def run_forked(
+    args: list[str], stdout: Any, stderr_path: str, clock: datetime.datetime | None = None
+) -> None:
     """ForkedCli's child: stdout to the pipe, stderr to a file, then the console script's run()."""
     os.dup2(stdout.fileno(), 1)
     stdout.close()
     stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(stderr, 2)
     os.close(stderr)
+    if clock is not None:
+        follow_clock(clock)
     from source_ultravox_usage.run import run
 
     try:
@@ -91,6 +98,31 @@ def run_forked(args: list[str], stdout: Any, stderr_path: str) -> None:
     except Exception:  # what the interpreter does with an exception nothing caught: the CDK's hook
         sys.excepthook(*sys.exc_info())
         sys.exit(1)
+
+
+def follow_clock(clock: datetime.datetime) -> None:
+    """The manifest's today_utc() and now_utc() (its windows end at today) read `clock`, a
+    sandbox's instant, as if the machine's clock said it: a sandbox days behind the machine then
+    meets the connector on the same day, and an end_date after the sandbox's today is in the
+    future for both. Only those macros: backoff, timeouts and Retry-After dates keep the machine's
+    clock, as the sandbox's faults do, and the connector reads the sandbox's clock from its Date
+    header where it needs it (the zero rows)."""
+    from airbyte_cdk.sources.declarative.interpolation import macros
+
+    class AnyDatetime(type):
+        def __instancecheck__(cls, value: object) -> bool:
+            return isinstance(value, datetime.datetime)
+
+    class ClockDatetime(datetime.datetime, metaclass=AnyDatetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> datetime.datetime:  # type: ignore[override]
+            return clock.astimezone(tz)
+
+    # The macros read `datetime.datetime.now` through their module's name `datetime`.
+    module = types.ModuleType("datetime")
+    module.__dict__.update(vars(datetime))
+    module.datetime = ClockDatetime  # type: ignore[attr-defined]
+    macros.datetime = module  # type: ignore[attr-defined]
 
 
 # A short range ending on the sandbox fixture's today: four windows of 7 days (7 + 7 + 7 + 2).

@@ -912,6 +912,135 @@ def test_a_day_whose_only_call_is_running(make_box: Callable[..., Sandbox]) -> N
     assert concurrency == sweep(zero, start=utc("2025-03-03"))
 
 
+# -- deleted calls, days to come, the Date header ------------------------------------------------------
+
+ZERO_USAGE = {"totalCount": 0, "errorCount": 0, "duration": "0s", "joinedCount": 0, "billedMinutes": 0.0}
+
+
+def delete(box: Sandbox, call_id: str, key: str | None = SANDBOX_API_KEY) -> requests.Response:
+    headers = {} if key is None else {"X-API-Key": key}
+    return requests.delete(f"{box.url}/calls/{call_id}", headers=headers, timeout=5)
+
+
+def test_a_deleted_call_is_in_no_figure_of_any_endpoint(make_box: Callable[..., Sandbox]) -> None:
+    """DELETE /api/calls/{callId} answers 204 without a body; then every endpoint answers as if the
+    call had never been. Here every call of 2025-03-03 goes, so the omit modes leave the day out."""
+    box = make_box(empty_buckets="omit", billing_empty_days="omit", concurrency_empty_buckets="omit")
+    day = "2025-03-03"
+    doomed = [c for c in box.calls if c.created.date().isoformat() == day]
+    assert doomed and all(c.ended <= box.now for c in doomed)
+    params = {"fromDate": "2025-03-01", "toDate": "2025-03-04"}
+    before = ok(box, USAGE, params)
+    assert day in [r["date"] for r in before["daily"]]
+    for call in doomed:
+        resp = delete(box, call.call_id)
+        assert (resp.status_code, resp.content) == (204, b"")
+        assert "Content-Length" not in resp.headers and "Content-Type" not in resp.headers
+    assert [c for c in box.calls if c.created.date().isoformat() == day] == []
+
+    after = ok(box, USAGE, params)
+    assert after["daily"] == [r for r in before["daily"] if r["date"] != day]
+    assert after["hourly"] == [r for r in before["hourly"] if r["date"] != day]
+    assert after["allTime"]["totalCount"] == before["allTime"]["totalCount"] - len(doomed)
+    # The other endpoints: what a recount of the log that is left gives.
+    agents = ok(box, AGENTS, params)
+    assert all(row["date"] != day for entry in agents for row in entry["usage"])
+    assert exact_agents(agents) == recount_agents(
+        box, lo=utc("2025-03-01"), hi=utc("2025-03-04T23:59:59.999999")
+    )
+    bill = ok(box, BILLING, {"fromDate": "2025-03-01", "toDate": "2025-03-05"})
+    assert day not in [r["date"] for r in bill["dailyUsage"]]
+    assert exact_billing(bill) == recount_billing(box, date(2025, 3, 1), date(2025, 3, 5), omit=True)
+    window = {"bucket": "hour", "start": "2025-03-02T00:00:00Z", "end": "2025-03-05T00:00:00Z"}
+    series = check_series(ok(box, CONCURRENCY, window))
+    assert series == sweep(box, "hour", utc("2025-03-02"), utc("2025-03-05"), omit=True)
+    # Only a call of the day before, running past midnight, is left in that day's buckets.
+    assert [r["timestamp"] for r in series if r["timestamp"][:10] == day][1:] == []
+
+
+def test_deleting_takes_the_key_and_a_call_that_exists(box: Sandbox) -> None:
+    past, other = [c for c in box.calls if c.created <= box.now][-2:]
+    future = next(c for c in box.calls if c.created > box.now)
+    for key in (None, "wrong-key"):
+        resp = delete(box, past.call_id, key=key)
+        assert (resp.status_code, resp.json()) == (401, {"detail": "Invalid API key."})
+    assert past in box.calls
+    # Unknown, not a call id, and a call not created yet.
+    for call_id in (UNKNOWN_AGENT, "not-a-uuid", future.call_id):
+        resp = delete(box, call_id)
+        assert (resp.status_code, resp.json()) == (404, {"detail": "Not found."})
+    assert delete(box, past.call_id).status_code == 204
+    assert delete(box, past.call_id).status_code == 404  # deleted already
+    resp = requests.get(f"{box.url}/calls/{other.call_id}", headers={"X-API-Key": SANDBOX_API_KEY}, timeout=5)
+    assert (resp.status_code, resp.json(), resp.headers["Allow"]) == (
+        405,
+        {"detail": 'Method "GET" not allowed.'},
+        "DELETE",
+    )
+    # The Python method deletes all or nothing.
+    with pytest.raises(KeyError, match=future.call_id):
+        box.delete_calls([other.call_id, future.call_id])
+    assert other in box.calls and future in box.calls
+    box.delete_calls([other.call_id])
+    assert other not in box.calls
+    assert [r.method for r in box.requests] == ["DELETE"] * 7 + ["GET"]
+
+
+def test_deletions_survive_the_clock_and_the_log_growing(box: Sandbox) -> None:
+    gone = {c.call_id for c in box.calls if c.created.date() == date(2025, 3, 3)}
+    box.delete_calls(gone)
+    size = len(box.calls)
+    box.advance(timedelta(days=40))  # the log grows by 40 days
+    assert len(box.calls) > size
+    assert not gone & {c.call_id for c in box.calls}
+    body = ok(box, USAGE, {"fromDate": "2025-03-03", "toDate": "2025-03-03"})
+    assert body["daily"] == [{**ZERO_USAGE, "date": "2025-03-03"}]
+    assert body["hourly"] == [{**ZERO_USAGE, "date": "2025-03-03", "hour": hour} for hour in range(24)]
+
+
+@pytest.mark.parametrize("empty_buckets", ["zero", "omit"])
+def test_future_buckets_zero_lists_the_days_and_hours_to_come(
+    make_box: Callable[..., Sandbox], empty_buckets: str
+) -> None:
+    """The clock is 2025-03-04 15:55: the days after it, and the hours after 15:00, that the request
+    asks for are listed as zeros, whatever empty_buckets says; nothing else changes."""
+    plain = make_box(empty_buckets=empty_buckets, billing_empty_days=empty_buckets)
+    ahead = make_box(empty_buckets=empty_buckets, billing_empty_days=empty_buckets, future_buckets="zero")
+    params = {"fromDate": "2025-03-03", "toDate": "2025-03-06"}
+    was, now = ok(plain, USAGE, params), ok(ahead, USAGE, params)
+    to_come = ["2025-03-05", "2025-03-06"]
+    assert now["allTime"] == was["allTime"]
+    assert now["daily"] == was["daily"] + [{**ZERO_USAGE, "date": d} for d in to_come]
+    hours = [("2025-03-04", h) for h in range(16, 24)] + [(d, h) for d in to_come for h in range(24)]
+    assert now["hourly"] == was["hourly"] + [{**ZERO_USAGE, "date": d, "hour": h} for d, h in hours]
+    assert now == ahead.ground_truth(as_params(params))
+    # Only days the request asks for: none without a toDate, none when toDate is past.
+    for asked in ({"fromDate": "2025-03-03"}, {"fromDate": "2025-03-01", "toDate": "2025-03-03"}):
+        assert ok(ahead, USAGE, asked) == ok(plain, USAGE, asked)
+    only_ahead = ok(ahead, USAGE, {"fromDate": "2025-03-06", "toDate": "2025-03-06"})
+    assert only_ahead["daily"] == [{**ZERO_USAGE, "date": "2025-03-06"}]
+    assert len(only_ahead["hourly"]) == 24
+    # The bill: toDate is exclusive.
+    bill = {"fromDate": "2025-03-03", "toDate": "2025-03-07"}
+    was_bill, now_bill = ok(plain, BILLING, bill), ok(ahead, BILLING, bill)
+    assert now_bill == {
+        **was_bill,
+        "dailyUsage": was_bill["dailyUsage"]
+        + [{"date": d, "minutes": 0.0, "sipMinutes": 0.0} for d in to_come],
+    }
+    assert now_bill == ahead.billing_truth(as_params(bill))
+    for asked in ({"fromDate": "2025-03-03"}, {"fromDate": "2025-03-01", "toDate": "2025-03-05"}):
+        assert ok(ahead, BILLING, asked) == ok(plain, BILLING, asked)
+
+
+def test_the_date_header_is_the_sandbox_clock(box: Sandbox) -> None:
+    for path in (USAGE, *NEW_PATHS):
+        assert get(box, path).headers["Date"] == "Tue, 04 Mar 2025 15:55:00 GMT"
+    assert get(box, USAGE, key=None).headers["Date"] == "Tue, 04 Mar 2025 15:55:00 GMT"
+    box.advance(timedelta(days=1, hours=1, seconds=30.7))
+    assert get(box, USAGE).headers["Date"] == "Wed, 05 Mar 2025 16:55:30 GMT"
+
+
 # -- auth, routing, faults, request log -------------------------------------------------------------
 
 
@@ -1122,6 +1251,7 @@ def test_module_cli_flag_odd_values() -> None:
         {"concurrency_history_days": -1},
         {"billing_empty_days": "blank"},
         {"error_bodies": "html"},
+        {"future_buckets": "fill"},
     ],
 )
 def test_bad_switch_values_are_rejected(bad: dict[str, Any]) -> None:
@@ -1135,7 +1265,8 @@ def test_module_cli_flags_set_the_new_switches() -> None:
         + ["--agents-without-calls", "list", "--agent-empty-days", "zero"]
         + ["--concurrency-empty-buckets", "omit", "--concurrency-end", "inclusive"]
         + ["--concurrency-max-days", "3", "--concurrency-history-days", "5", "--billing-empty-days", "omit"]
-        + ["--error-bodies", "fields"],
+        + ["--error-bodies", "fields"]
+        + ["--future-buckets", "zero"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -1173,6 +1304,17 @@ def test_module_cli_flags_set_the_new_switches() -> None:
             "dailyUsage"
         ]
         assert days and all(r["minutes"] > 0 for r in days)
+        # The days to come that a request asks for, listed as zeros.
+        today = now.date()
+        ahead = [(today + timedelta(days=n)).isoformat() for n in (1, 2)]
+        body = fetch(USAGE, {"fromDate": today.isoformat(), "toDate": ahead[-1]}).json()
+        assert [r["date"] for r in body["daily"]][-2:] == ahead
+        bill = fetch(
+            BILLING, {"fromDate": today.isoformat(), "toDate": (today + timedelta(days=3)).isoformat()}
+        )
+        assert [r for r in bill.json()["dailyUsage"] if r["date"] > today.isoformat()] == [
+            {"date": d, "minutes": 0.0, "sipMinutes": 0.0} for d in ahead
+        ]
     finally:
         proc.terminate()
         try:

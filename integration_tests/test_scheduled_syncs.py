@@ -16,9 +16,16 @@ at a time for 90 days, with faults on a seeded share of days.
   cut bodies, windows refused as too large, and a SIGKILL after some number of messages; some
   days the fault lasts all day and the sync fails three times.
 - After every day whose sync succeeded, each incremental stream's table equals the sandbox's truth
-  at that sync's clock, row for row from `start_date`, and `allTime` equals the totals.
+  at that sync's clock, row for row from `start_date`, and `allTime` equals the totals. The truth
+  is what the API's zero modes list, which is what the connector writes in either mode.
+- In that run the sandbox leaves empty days and hours out, and between syncs some calls of the
+  days the next sync reads again are deleted (some calls, an hour's, a day's): the buckets they
+  leave empty must become zero rows, not keep their old figures.
+- The same schedule with a bounded backfill whose `end_date` is ten days after the last sync, and
+  an API that lists the days to come as zeros (`future_buckets="zero"`): no day is lost.
 - The same schedule with `lookback_days = 0` must end with rows that differ (late data), so the
-  comparison is shown to see it. Both simulations run at once, each with its own sandbox.
+  comparison is shown to see it. The three simulations run at once, each with its own sandbox,
+  the connector's today being its sandbox's (`ForkedCli`'s clock).
 
 CI runs one fixed seed (CI_SEED); `SCHEDULED_SYNC_SEED=<seed>` replays another schedule, account
 and fault plan, and `SCHEDULED_SYNC_SEED=random` draws a new one (which message a kill lands on
@@ -41,13 +48,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from typing import Any
 
 import pytest
 
 from integration_tests.cli import STREAMS as CATALOG_STREAMS
 from integration_tests.cli import ForkedCli
-from integration_tests.test_end_to_end import config_for, dates, pk
+from integration_tests.test_end_to_end import config_for, dates, pk, written
 from integration_tests.test_interrupted_sync import Run, read_and_kill
 from integration_tests.test_usage_picture import agent_truth, billing_truth, concurrency_truth
 from ultravox_sandbox import Faults, Sandbox, generate_calls
@@ -67,7 +75,40 @@ ATTEMPTS = 3
 FAULT_SHARE = 0.2
 # Syncs moved to just after a midnight while a call of the day before still runs.
 MIDNIGHT_SYNCS = 3
-LOOKBACKS = (2, 0)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One simulation of the plan: its lookback, the sandbox's modes over the plan's, whether calls
+    are deleted between syncs, and end_date: each sync's today, or this many days after the last's."""
+
+    name: str
+    lookback: int
+    modes: dict[str, str] = field(default_factory=dict)
+    deletions: bool = False
+    days_ahead: int | None = None
+
+
+VARIANTS = (
+    # Empty buckets left out; agents' days and concurrency buckets listed as zeros, as the connector
+    # zero-fills neither: a bucket emptied by a deletion is then listed in every stream.
+    Variant(
+        "lookback 2, deletions",
+        2,
+        {
+            "empty_buckets": "omit",
+            "billing_empty_days": "omit",
+            "agent_empty_days": "zero",
+            "concurrency_empty_buckets": "zero",
+        },
+        deletions=True,
+    ),
+    Variant("lookback 2, future end_date", 2, {"future_buckets": "zero"}, days_ahead=10),
+    Variant("lookback 0", 0),
+)
+MAIN, FUTURE, NO_LOOKBACK = (v.name for v in VARIANTS)
+# Syncs before which some calls are deleted, in the deletions run.
+DELETION_SHARE = 0.5
 # Small windows of parallel work: the runtime is in the ~200 attempts' starts, not in the requests.
 WINDOW_DAYS, NUM_WORKERS = 30, 3
 
@@ -319,18 +360,21 @@ def seconds(row: dict[str, Any]) -> float:
 
 
 def truth(box: Sandbox, config: dict[str, Any]) -> tuple[dict[str, dict[Key, dict[str, Any]]], list[dict]]:
-    """Every stream's records as the connector writes them, from the sandbox's answers now."""
+    """Every stream's records as the connector writes them, from the sandbox's answers now: the
+    windowed streams up to today (their windows stop there), allTime over the whole range; the
+    buckets the API leaves out as the connector writes them (`written`, `billing_truth`)."""
     start, end = date.fromisoformat(config["start_date"]), date.fromisoformat(config["end_date"])
-    usage = box.ground_truth(dates(start, end))
+    until_today = min(end, box.now.date())
+    usage, windowed = written(box, dates(start, end)), written(box, dates(start, until_today))
     rows = {
-        "daily": [{**r, "durationSeconds": seconds(r)} for r in usage["daily"]],
+        "daily": [{**r, "durationSeconds": seconds(r)} for r in windowed["daily"]],
         "hourly": [
             {**r, "durationSeconds": seconds(r), "hourStart": f"{r['date']}T{r['hour']:02d}:00:00Z"}
-            for r in usage["hourly"]
+            for r in windowed["hourly"]
         ],
-        "agentDaily": agent_truth(box, start, end),
-        "concurrency": concurrency_truth(box, start, end, "hour"),
-        "billingDaily": billing_truth(box, start, end),
+        "agentDaily": agent_truth(box, start, until_today),
+        "concurrency": concurrency_truth(box, start, until_today, "hour"),
+        "billingDaily": billing_truth(box, start, until_today),
     }
     tables = {s: {pk(s, r): r for r in rows[s]} for s in INCREMENTAL}
     all_time = {**usage["allTime"], "durationSeconds": seconds(usage["allTime"])}
@@ -410,13 +454,17 @@ class Day:
 
 @dataclass
 class Simulation:
-    lookback: int
+    variant: Variant
     days: list[Day] = field(default_factory=list)
     failure: str | None = None
     seconds: float = 0.0
+    deleted: int = 0  # calls deleted between syncs
+    emptied: set[tuple[str, ...]] = field(default_factory=set)  # days and (day, hour)s left without calls
+    destination: Destination | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the last sync's
 
 
-def summary(plan: Plan, lookback: int, day: Day) -> str:
+def summary(plan: Plan, name: str, day: Day) -> str:
     shown = [" + ".join(map(str, a)) or "-" for a in day.faults]
     if day.comparison is not None:
         rows = f"{day.comparison.equal}/{day.comparison.rows}"
@@ -424,7 +472,7 @@ def summary(plan: Plan, lookback: int, day: Day) -> str:
         rows = "not compared" + ("" if day.succeeded else " (the sync failed 3 times: skipped)")
     when = f"{day.clock:%Y-%m-%d %H:%M}{' (after midnight)' if day.index in plan.midnight else ''}"
     return (
-        f"[lookback {lookback}] {'first sync' if day.index == 0 else f'day {day.index:2d}'} {when}: "
+        f"[{name}] {'first sync' if day.index == 0 else f'day {day.index:2d}'} {when}: "
         f"attempts {len(day.outcomes)} ({', '.join(day.outcomes)}); faults {' | '.join(shown)}; "
         f"requests {day.requests}; records {day.records}; rows equal {rows}; {day.seconds:.1f} s"
     )
@@ -447,7 +495,8 @@ def sync_one_day(
                 watch=lambda r, at=kill_at: at is not None and r.messages >= at,
                 # A storm's backoff alone is 69 s; anything else ends in seconds.
                 timeout=180 if any(f.kind == "5xx" and f.n > 6 for f in faults) else 60,
-                start=ForkedCli,
+                # The connector's today is the sandbox's.
+                start=partial(ForkedCli, clock=box.now),
             )
         finally:
             disarm(box)
@@ -476,33 +525,78 @@ def sync_one_day(
     return day
 
 
-def simulate(plan: Plan, lookback: int, stop: threading.Event) -> Simulation:
-    sim = Simulation(lookback)
+def delete_recent_calls(box: Sandbox, rng: random.Random, since: date) -> tuple[int, set[tuple[str, ...]]]:
+    """Deletes some calls created from `since` (the first day the next sync reads again) to now:
+    a few calls, an hour's or a day's. Each agent with a call there keeps one, so the agents'
+    zero days list its emptied days (the connector does not zero-fill agentDaily). Returns how
+    many calls went, and the days and (day, hour)s they left without calls."""
+    recent = [c for c in box.calls if since <= c.created.date() and c.created <= box.now]
+    if not recent:
+        return 0, set()
+    kind, pick = rng.choice(("calls", "hour", "day")), rng.choice(recent)
+    chosen = {
+        "calls": rng.sample(recent, min(len(recent), rng.randint(1, 3))),
+        "hour": [
+            c
+            for c in recent
+            if (c.created.date(), c.created.hour) == (pick.created.date(), pick.created.hour)
+        ],
+        "day": [c for c in recent if c.created.date() == pick.created.date()],
+    }[kind]
+    kept = {c.agent_id for c in recent if c not in chosen}
+    for agent in {c.agent_id for c in chosen} - kept - {None}:
+        chosen.remove(next(c for c in chosen if c.agent_id == agent))
+    box.delete_calls(c.call_id for c in chosen)
+    left = [c for c in box.calls if since <= c.created.date() and c.created <= box.now]
+
+    def buckets(calls: list[Any]) -> set[tuple[str, ...]]:
+        days = {(c.created.date().isoformat(),) for c in calls}
+        return days | {(c.created.date().isoformat(), str(c.created.hour)) for c in calls}
+
+    return len(chosen), buckets(chosen) - buckets(left)
+
+
+def simulate(plan: Plan, variant: Variant, stop: threading.Event) -> Simulation:
+    sim = Simulation(variant)
+    rng = random.Random(f"deletions {plan.seed}")
     started = time.monotonic()
     try:
         with Sandbox(
-            seed=plan.account_seed, history_start=plan.history_start, now=plan.clocks[0], **plan.modes
+            seed=plan.account_seed,
+            history_start=plan.history_start,
+            now=plan.clocks[0],
+            **{**plan.modes, **variant.modes},
         ) as box:
-            destination = Destination()
+            sim.destination = destination = Destination()
             for index, clock in enumerate(plan.clocks):
                 if stop.is_set():
-                    sim.failure = "stopped: the other simulation failed"
+                    sim.failure = "stopped: another simulation failed"
                     break
+                if variant.deletions and index and rng.random() < DELETION_SHARE:
+                    # The next sync reads again from (its state's day <= the last sync's day) - lookback.
+                    since = plan.clocks[index - 1].date() - timedelta(days=variant.lookback)
+                    box.now = max(box.now, clock - timedelta(hours=rng.uniform(1, 12)))
+                    deleted, emptied = delete_recent_calls(box, rng, since)
+                    sim.deleted += deleted
+                    sim.emptied |= emptied
                 box.now = clock  # calls arrive, running calls end
-                # The sandbox's clock is not the machine's: end_date is always its today.
-                config = config_for(
+                # The sandbox's clock is not the machine's: end_date is its today, or a fixed day ahead.
+                ahead = variant.days_ahead
+                sim.config = config = config_for(
                     box,
                     plan.history_start,
-                    clock.date(),
-                    lookback_days=lookback,
+                    clock.date() if ahead is None else plan.clocks[-1].date() + timedelta(days=ahead),
+                    lookback_days=variant.lookback,
                     window_days=WINDOW_DAYS,
                     num_workers=NUM_WORKERS,
                 )
                 # Without lookback only the end counts: compared after the last day, not each one.
-                day = sync_one_day(plan, box, destination, config, index, lookback > 0 or index == DAYS)
+                day = sync_one_day(
+                    plan, box, destination, config, index, variant.lookback > 0 or index == DAYS
+                )
                 sim.days.append(day)
-                print(summary(plan, lookback, day), flush=True)
-                if lookback and day.comparison is not None and day.comparison.differs:
+                print(summary(plan, variant.name, day), flush=True)
+                if variant.lookback and day.comparison is not None and day.comparison.differs:
                     sim.failure = (
                         f"after {'the first sync' if index == 0 else f'day {index}'} "
                         f"({clock:%Y-%m-%d %H:%M}), "
@@ -531,18 +625,18 @@ def seed_from_env() -> int:
 
 
 @pytest.fixture(scope="module")
-def simulations() -> Iterator[tuple[Plan, dict[int, Simulation]]]:
+def simulations() -> Iterator[tuple[Plan, dict[str, Simulation]]]:
     plan = make_plan(seed_from_env(), storms=os.environ.get(STORMS_ENV) == "1")
     print("\n" + plan.describe(), flush=True)
     stop = threading.Event()
     started = time.monotonic()
-    with ThreadPoolExecutor(len(LOOKBACKS)) as pool:
-        futures = {lookback: pool.submit(simulate, plan, lookback, stop) for lookback in LOOKBACKS}
-        results = {lookback: future.result() for lookback, future in futures.items()}
+    with ThreadPoolExecutor(len(VARIANTS)) as pool:
+        futures = {v.name: pool.submit(simulate, plan, v, stop) for v in VARIANTS}
+        results = {name: future.result() for name, future in futures.items()}
     own = resource.getrusage(resource.RUSAGE_SELF)
     print(
-        f"scheduled syncs: seed {plan.seed}, both simulations in {time.monotonic() - started:.0f} s ("
-        + ", ".join(f"lookback {lb}: {sim.seconds:.0f} s" for lb, sim in results.items())
+        f"scheduled syncs: seed {plan.seed}, the simulations in {time.monotonic() - started:.0f} s ("
+        + ", ".join(f"{name}: {sim.seconds:.0f} s" for name, sim in results.items())
         + f"); {sum(len(d.outcomes) for sim in results.values() for d in sim.days)} attempts; "
         f"CPU {own.ru_utime + own.ru_stime:.0f} s in this process",
         flush=True,
@@ -554,8 +648,9 @@ def simulations() -> Iterator[tuple[Plan, dict[int, Simulation]]]:
 
 
 def test_ninety_days_of_scheduled_syncs_never_drift_from_the_truth(simulations) -> None:
+    """Also when the API leaves empty buckets out and calls of the days read again are deleted."""
     plan, results = simulations
-    sim = results[2]
+    sim = results[MAIN]
     assert sim.failure is None, f"seed {plan.seed} ({SEED_ENV}={plan.seed}): {sim.failure}"
     assert [d.index for d in sim.days] == list(range(DAYS + 1))
     succeeded = [d for d in sim.days if d.succeeded]
@@ -570,6 +665,27 @@ def test_ninety_days_of_scheduled_syncs_never_drift_from_the_truth(simulations) 
     assert any(sim.days[i + 1].succeeded for i in skipped if i < DAYS)
     # Syncs after midnight, while a call of the day before ran, were checked like the others.
     assert any(sim.days[i].succeeded for i in plan.midnight)
+    # Deletions left days and hours without calls, which the API then left out.
+    emptied_days = {b for b in sim.emptied if len(b) == 1}
+    assert emptied_days and len(sim.emptied) > len(emptied_days), f"seed {plan.seed}: {sim.emptied}"
+    hours = len(sim.emptied) - len(emptied_days)
+    print(f"[{MAIN}] {sim.deleted} calls deleted, {len(emptied_days)} days and {hours} hours emptied")
+
+
+def test_a_future_end_date_loses_no_day(simulations) -> None:
+    """end_date ten days after the last sync, an API that lists the days to come as zeros: every
+    sync's tables equal the truth up to its today, and the last one's hold no day after it."""
+    plan, results = simulations
+    sim = results[FUTURE]
+    assert sim.failure is None, f"seed {plan.seed} ({SEED_ENV}={plan.seed}): {sim.failure}"
+    assert [d.index for d in sim.days] == list(range(DAYS + 1))
+    assert all(d.comparison is not None and d.comparison.differs == 0 for d in sim.days if d.succeeded)
+    last_day = plan.clocks[-1].date().isoformat()
+    assert sim.config["end_date"] == (plan.clocks[-1].date() + timedelta(days=10)).isoformat()
+    assert sim.destination is not None
+    assert max(key[0] for key in sim.destination.tables["daily"]) == last_day
+    assert max(key[0] for key in sim.destination.tables["hourly"]) == last_day
+    assert sim.destination.all_time[0]["toDate"] == sim.config["end_date"]
 
 
 def test_without_lookback_the_same_schedule_misses_late_data(simulations) -> None:
@@ -579,7 +695,7 @@ def test_without_lookback_the_same_schedule_misses_late_data(simulations) -> Non
     or extra, no other day, no hour but 23, and never concurrency (its buckets before now are
     complete) or allTime (a full refresh)."""
     plan, results = simulations
-    sim = results[0]
+    sim = results[NO_LOOKBACK]
     assert sim.failure is None, f"seed {plan.seed} ({SEED_ENV}={plan.seed}): {sim.failure}"
     last = sim.days[-1]
     assert last.index == DAYS and last.succeeded and last.comparison is not None
@@ -599,4 +715,4 @@ def test_without_lookback_the_same_schedule_misses_late_data(simulations) -> Non
         return date_of is not None and key[date_of] in read_too_early
 
     assert [d for d in found.differing if not late(*d)] == [], f"seed {plan.seed}: {found.examples}"
-    print(f"[lookback 0] ends with {found.differs} stale rows: {sorted(found.differing)}")
+    print(f"[{NO_LOOKBACK}] ends with {found.differs} stale rows: {sorted(found.differing)}")

@@ -385,6 +385,73 @@ class AgentDaysExtractor(RecordExtractor):
                     yield {**day, "agentId": agent.get("agentId"), "agentName": agent.get("name")}
 
 
+@dataclass
+class ZeroFilledBucketsExtractor(RecordExtractor):
+    """The API's rows at field_path, then a row of zero_row's figures for each bucket (a day, or
+    an hour of a day) of the request's days up to now that the API left out, as the API's zero
+    mode lists it: an API that leaves out empty buckets also leaves out one whose calls were
+    deleted, and only a row for it overwrites what an earlier sync wrote. A DpathExtractor can
+    only yield what the body holds. The zero rows come last, so a row the stream's checks refuse
+    stops it before any is emitted."""
+
+    decoder: Decoder
+    parameters: InitVar[Mapping[str, Any]]
+    field_path: list[str] = field(default_factory=list)
+    bucket: str = "day"
+    zero_row: Mapping[str, Any] = field(default_factory=dict)
+    # billing's toDate is the day after its window.
+    end_exclusive: bool = False
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        if self.bucket not in ("day", "hour"):
+            raise ValueError(f"bucket must be 'day' or 'hour', not {self.bucket!r}")
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        for body in self.decoder.decode(response):
+            rows = body
+            for key in self.field_path:
+                rows = rows[key]
+            yield from rows
+            listed = {self.key_of(row) for row in rows}
+            for key in self.buckets(request_days(response, self.end_exclusive), api_now(response)):
+                if key not in listed:
+                    yield self.zero(key)
+
+    def buckets(self, days: tuple[date, date] | None, now: datetime) -> Iterator[tuple[Any, ...]]:
+        """Each (date,) or (date, hour) of the days asked for, none after now."""
+        if days is None:
+            return
+        day, last = days[0], min(days[1], now.date())
+        while day <= last:
+            if self.bucket == "day":
+                yield (day.isoformat(),)
+            else:
+                for hour in range(24 if day < now.date() else now.hour + 1):
+                    yield (day.isoformat(), hour)
+            day += timedelta(days=1)
+
+    def key_of(self, row: Any) -> tuple[Any, ...] | None:
+        """The bucket the row names, as buckets() gives it (None if it names none)."""
+        if not isinstance(row, dict):
+            return None
+        key = (row.get("date"),) if self.bucket == "day" else (row.get("date"), row.get("hour"))
+        return key if all(isinstance(part, str | int) for part in key) else None
+
+    def zero(self, key: tuple[Any, ...]) -> dict[str, Any]:
+        return {**self.zero_row, "date": key[0], **({"hour": key[1]} if self.bucket == "hour" else {})}
+
+
+def api_now(response: requests.Response) -> datetime:
+    """Now on the connector's UTC clock, or the API's (its Date header) when that is earlier: a
+    bucket the API has not reached yet is not one it left out."""
+    now = datetime.now(UTC)
+    try:
+        said = email.utils.parsedate_to_datetime(response.headers.get("Date"))
+    except (TypeError, ValueError, IndexError):
+        return now
+    return min(now, said.astimezone(UTC) if said.tzinfo else said.replace(tzinfo=UTC))
+
+
 # What each kind of CheckedRecordTransformation field must hold, in the order they are checked:
 # the type and format the published OpenAPI schema states, nothing more. It sets no minimum on any
 # figure (a refund or credit makes minutes negative) and no minLength on any string (an agent's
@@ -642,14 +709,23 @@ class RangeTooLargeError(AirbyteTracedException):
 
 def days_requested(response_or_exception: requests.Response | Exception, end_exclusive: bool = False) -> int:
     """UTC days of the request's window, from fromDate/toDate or start/end."""
+    days = request_days(response_or_exception, end_exclusive)
+    return 0 if days is None else (days[1] - days[0]).days + 1
+
+
+def request_days(
+    response_or_exception: requests.Response | Exception, end_exclusive: bool = False
+) -> tuple[date, date] | None:
+    """The first and last UTC day the request asked for, from fromDate/toDate or start/end (an
+    exclusive end is the day after the last); None when the URL names no such dates."""
     request = getattr(response_or_exception, "request", None)
     query = parse_qs(urlsplit(getattr(request, "url", "") or "").query)
     first, last = query.get("fromDate", query.get("start")), query.get("toDate", query.get("end"))
     try:
         start, end = date.fromisoformat(first[0][:10]), date.fromisoformat(last[0][:10])
     except (TypeError, ValueError):
-        return 0
-    return (end - start).days + (0 if end_exclusive else 1)
+        return None
+    return start, end - timedelta(days=1) if end_exclusive else end
 
 
 def host_of(error: Exception) -> str:

@@ -1,7 +1,7 @@
 """A faithful local stand-in for Ultravox's usage endpoints, served from one synthetic call log.
 
 Paths: `GET /api/accounts/me/usage/calls`, `/api/agents/usage`, `/api/accounts/me/usage/concurrency`
-and `/api/accounts/me/billing/usage`.
+and `/api/accounts/me/billing/usage`; `DELETE /api/calls/{callId}`.
 
 from datetime import UTC, datetime, timedelta
 from ultravox_sandbox import Sandbox, Faults
@@ -14,6 +14,7 @@ with Sandbox(now=datetime(2025, 3, 4, 15, 30, tzinfo=UTC)) as sb:
     sb.agent_usage_truth({"fromDate": ["2025-03-01"]})  # likewise for /agents/usage,
     sb.concurrency_truth({"bucket": ["hour"]})          # /accounts/me/usage/concurrency
     sb.billing_truth({"fromDate": ["2025-02-01"]})      # and /accounts/me/billing/usage
+    sb.delete_calls([sb.calls[0].call_id])              # as DELETE /api/calls/{callId} does
 """
 
 from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES, agent_usage
@@ -34,6 +35,7 @@ from .concurrency import BUCKET_SECONDS, CONCURRENCY_EMPTY_BUCKET_MODES, CONCURR
 from .server import (
     AGENT_USAGE_PATH,
     BILLING_USAGE_PATH,
+    CALL_PATH,
     CONCURRENCY_PATH,
     ERROR_BODY_SHAPES,
     SANDBOX_API_KEY,
@@ -43,7 +45,7 @@ from .server import (
     Sandbox,
     error_body,
 )
-from .usage import SandboxBadRequest, aggregate, format_duration
+from .usage import FUTURE_BUCKET_MODES, SandboxBadRequest, aggregate, format_duration
 
 __all__ = [
     "AGENTS_WITHOUT_CALLS_MODES",
@@ -54,11 +56,13 @@ __all__ = [
     "BILLING_EMPTY_DAY_MODES",
     "BILLING_USAGE_PATH",
     "BUCKET_SECONDS",
+    "CALL_PATH",
     "CONCURRENCY_EMPTY_BUCKET_MODES",
     "CONCURRENCY_END_MODES",
     "CONCURRENCY_PATH",
     "CREDITED_AGENT_ID",
     "ERROR_BODY_SHAPES",
+    "FUTURE_BUCKET_MODES",
     "IDLE_AGENT_ID",
     "MAX_BILLING_DAYS",
     "SANDBOX_API_KEY",

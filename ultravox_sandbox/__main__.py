@@ -10,7 +10,7 @@ from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES
 from .billing import BILLING_EMPTY_DAY_MODES
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES
 from .server import ERROR_BODY_SHAPES, SANDBOX_API_KEY, Faults, Sandbox
-from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES
+from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, FUTURE_BUCKET_MODES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         default="detail",
         help="the shape of 4xx bodies, as Django REST Framework may render them",
     )
+    parser.add_argument(
+        "--future-buckets",
+        choices=FUTURE_BUCKET_MODES,
+        default="omit",
+        help="/accounts/me/usage/calls and /accounts/me/billing/usage: requested days and hours after now",
+    )
     parser.add_argument("--api-key", default=SANDBOX_API_KEY)
     parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -105,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         billing_empty_days=args.billing_empty_days,
         odd_values=args.odd_values,
         error_bodies=args.error_bodies,
+        future_buckets=args.future_buckets,
         faults=Faults(latency_s=args.latency),
         host=args.host,
         port=args.port,

@@ -9,9 +9,11 @@ for defaulted dates). Call filters are ignored.
 Body: `{"dailyUsage": [{"date", "minutes", "sipMinutes"}], "totalMinutes", "totalSipMinutes"}`.
 `minutes` = billed minutes, at `now`, of the calls created that UTC day (a running call is not
 billed yet: 0); `sipMinutes` = the part of them from SIP calls. Totals are over the whole range.
-Days after today are never listed. `empty_days`: "zero" lists every day from fromDate to the
-earlier of toDate - 1 and today, days without billed minutes as 0.0; "omit" lists only days
-with billed minutes (minutes > 0, or < 0 on a credit day of the Sandbox's odd_values).
+Days after today are never listed unless `future_days` is "zero". `empty_days`: "zero" lists
+every day from fromDate to the earlier of toDate - 1 and today, days without billed minutes as
+0.0; "omit" lists only days with billed minutes (minutes > 0, or < 0 on a credit day of the
+Sandbox's odd_values). `future_days`: "omit" lists no day after today; "zero" lists every requested
+day after today, as 0.0.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .calls import Call
 from .usage import _DATE_RE, SandboxBadRequest, _last, call_state
 
 BILLING_EMPTY_DAY_MODES = ("zero", "omit")
+BILLING_FUTURE_DAY_MODES = ("omit", "zero")
 MAX_BILLING_DAYS = 90
 
 
@@ -51,11 +54,17 @@ def billing_range(params: dict[str, list[str]], now: datetime) -> tuple[date, da
 
 
 def billing_usage(
-    calls: Sequence[Call], params: dict[str, list[str]], now: datetime, empty_days: str = "zero"
+    calls: Sequence[Call],
+    params: dict[str, list[str]],
+    now: datetime,
+    empty_days: str = "zero",
+    future_days: str = "omit",
 ) -> dict[str, Any]:
     """The `UsageResponse` body for `params` at `now`; `calls` sorted by `created`."""
     if empty_days not in BILLING_EMPTY_DAY_MODES:
         raise ValueError(f"empty_days must be one of {BILLING_EMPTY_DAY_MODES}")
+    if future_days not in BILLING_FUTURE_DAY_MODES:
+        raise ValueError(f"future_days must be one of {BILLING_FUTURE_DAY_MODES}")
     now = now.astimezone(UTC)
     from_day, to_day = billing_range(params, now)
     lo = datetime.combine(from_day, time(0), UTC)
@@ -64,6 +73,11 @@ def billing_usage(
     if empty_days == "zero":
         day = from_day
         while day < to_day and day <= now.date():
+            days[day] = [0.0, 0.0]
+            day += timedelta(days=1)
+    if future_days == "zero":
+        day = max(from_day, now.date() + timedelta(days=1))
+        while day < to_day:
             days[day] = [0.0, 0.0]
             day += timedelta(days=1)
     total = sip = 0.0

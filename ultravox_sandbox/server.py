@@ -1,13 +1,16 @@
 """A local HTTP stand-in for Ultravox's usage endpoints, with a movable clock and faults.
 
 Served from one call log: `GET /api/accounts/me/usage/calls`, `/api/agents/usage`,
-`/api/accounts/me/usage/concurrency` and `/api/accounts/me/billing/usage`. Every path shares the
-key check, the fault switches and the request log.
+`/api/accounts/me/usage/concurrency` and `/api/accounts/me/billing/usage`, and `DELETE
+/api/calls/{callId}`, after which the call is in no figure. Every path shares the key check, the
+fault switches and the request log. Each answer's Date header is the sandbox's clock, as a
+server's is its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hmac
 import json
 import random
@@ -17,7 +20,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,13 +31,22 @@ from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES, agen
 from .billing import BILLING_EMPTY_DAY_MODES, billing_usage
 from .calls import AGENT_NAMES, UNNAMED_AGENT_ID, Call, generate_calls
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES, concurrency
-from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, SandboxBadRequest, aggregate, parse_filters
+from .usage import (
+    ALL_TIME_SCOPES,
+    EMPTY_BUCKET_MODES,
+    FUTURE_BUCKET_MODES,
+    SandboxBadRequest,
+    aggregate,
+    parse_filters,
+)
 
 SANDBOX_API_KEY = "sandbox-not-a-secret-0000"
 USAGE_PATH = "/api/accounts/me/usage/calls"
 AGENT_USAGE_PATH = "/api/agents/usage"
 CONCURRENCY_PATH = "/api/accounts/me/usage/concurrency"
 BILLING_USAGE_PATH = "/api/accounts/me/billing/usage"
+# DELETE CALL_PATH + "<callId>"
+CALL_PATH = "/api/calls/"
 # The log reaches this far past `now`, so advancing the clock makes calls arrive.
 LOOKAHEAD = timedelta(days=30)
 # How Django REST Framework may render an error: {"detail": "..."} (an APIException), a list
@@ -146,6 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.sandbox.access_log:
             super().log_message(format, *args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header: the sandbox's clock, not the machine's.
+        return email.utils.format_datetime(self.server.sandbox.now, usegmt=True)
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -177,8 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, extra_headers: dict[str, str], content_type: str, body: bytes) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if status != 204:  # No Content has neither (RFC 9110)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
             for name, value in extra_headers.items():
                 self.send_header(name, value)
             self.end_headers()
@@ -227,6 +244,10 @@ class Sandbox:
       shows: an agent named "" and, every Sunday, a credit that makes the day's billed minutes
       negative on /usage/calls, /agents/usage and /billing/usage alike (calls.py). Set when built.
     - `error_bodies` ("detail" | "list" | "fields"): the shape of every 4xx body (error_body).
+    - `future_buckets` ("omit" | "zero"): /usage/calls days and hours, and /billing/usage days,
+      after now that the request asks for.
+
+    `DELETE /api/calls/{callId}` (or `delete_calls`) deletes a call: it is in no figure after.
     """
 
     def __init__(
@@ -251,6 +272,7 @@ class Sandbox:
         billing_empty_days: str = "zero",
         odd_values: bool = False,
         error_bodies: str = "detail",
+        future_buckets: str = "omit",
     ) -> None:
         for name, value, allowed in (
             ("empty_buckets", empty_buckets, EMPTY_BUCKET_MODES),
@@ -261,6 +283,7 @@ class Sandbox:
             ("concurrency_end", concurrency_end, CONCURRENCY_END_MODES),
             ("billing_empty_days", billing_empty_days, BILLING_EMPTY_DAY_MODES),
             ("error_bodies", error_bodies, ERROR_BODY_SHAPES),
+            ("future_buckets", future_buckets, FUTURE_BUCKET_MODES),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
@@ -287,6 +310,7 @@ class Sandbox:
         self.billing_empty_days = billing_empty_days
         self._odd_values = odd_values
         self.error_bodies = error_bodies
+        self.future_buckets = future_buckets
         self.access_log = access_log
         self._host, self._port = host, port
         self._lock = threading.Lock()
@@ -340,12 +364,27 @@ class Sandbox:
 
     @property
     def calls(self) -> list[Call]:
-        """The whole synthetic log, including calls created after `now` that do not exist yet."""
+        """The whole synthetic log, including calls created after `now` that do not exist yet,
+        less the deleted calls."""
         return self._calls
+
+    def delete_calls(self, call_ids: Iterable[str]) -> None:
+        """Deletes these calls, as `DELETE /api/calls/{callId}` does: from now on they are in no
+        figure of any endpoint. A KeyError names the ids of no call that exists now (unknown,
+        deleted already, or created after now), and then nothing is deleted."""
+        with self._lock:
+            wanted = set(call_ids)
+            existing = {c.call_id for c in self._calls if c.created <= self._now}
+            if unknown := wanted - existing:
+                raise KeyError(f"no such call: {sorted(unknown)}")
+            # A new list: a request answering meanwhile keeps the list it took.
+            self._calls = [c for c in self._calls if c.call_id not in wanted]
 
     def ground_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
         """The body of /accounts/me/usage/calls for `params` (as `parse_qs` gives them) now."""
-        return aggregate(self._calls, params or {}, self._now, self.empty_buckets, self.all_time_scope)
+        return aggregate(
+            self._calls, params or {}, self._now, self.empty_buckets, self.all_time_scope, self.future_buckets
+        )
 
     def agent_usage_truth(self, params: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         """The body of /agents/usage for `params`; raises SandboxBadRequest where it answers 400."""
@@ -372,7 +411,9 @@ class Sandbox:
 
     def billing_truth(self, params: dict[str, list[str]] | None = None) -> dict[str, Any]:
         """The body of /accounts/me/billing/usage for `params`; SandboxBadRequest for a 400."""
-        return billing_usage(self._calls, params or {}, self._now, self.billing_empty_days)
+        return billing_usage(
+            self._calls, params or {}, self._now, self.billing_empty_days, self.future_buckets
+        )
 
     # -- faults and request log -----------------------------------------------------------
 
@@ -444,6 +485,8 @@ class Sandbox:
                 failing = self._error_rng.random() < faults.error_rate
             if failing:
                 return _json(500, {"detail": "A server error occurred."})
+        if path.startswith(CALL_PATH):
+            return self._call(method, path.removeprefix(CALL_PATH))
         route = self._routes.get(path)
         if route is None:
             return self._refuse(404, "Not found.")
@@ -479,6 +522,15 @@ class Sandbox:
             BILLING_USAGE_PATH: self._billing,
         }
 
+    def _call(self, method: str, call_id: str) -> _Answer:
+        if method != "DELETE":
+            return _json(405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": "DELETE"})
+        try:
+            self.delete_calls([call_id])
+        except KeyError:
+            return _json(404, {"detail": "Not found."})
+        return 204, {}, "", b""
+
     def _snapshot(self) -> tuple[list[Call], datetime]:
         with self._lock:
             return self._calls, self._now
@@ -498,7 +550,7 @@ class Sandbox:
     def _usage(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
         calls, now = self._snapshot()
         self._check_window(calls, now, query, limit)
-        return aggregate(calls, query, now, self.empty_buckets, self.all_time_scope)
+        return aggregate(calls, query, now, self.empty_buckets, self.all_time_scope, self.future_buckets)
 
     def _agent_usage(self, query: dict[str, list[str]], limit: int | None) -> list[dict[str, Any]]:
         calls, now = self._snapshot()
@@ -521,7 +573,7 @@ class Sandbox:
 
     def _billing(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
         calls, now = self._snapshot()
-        return billing_usage(calls, query, now, self.billing_empty_days)
+        return billing_usage(calls, query, now, self.billing_empty_days, self.future_buckets)
 
     def start(self) -> Sandbox:
         if self._server is not None:

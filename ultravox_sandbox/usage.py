@@ -13,6 +13,7 @@ from typing import Any
 from .calls import Call
 
 EMPTY_BUCKET_MODES = ("zero", "omit")
+FUTURE_BUCKET_MODES = ("omit", "zero")
 ALL_TIME_SCOPES = ("range", "lifetime")
 
 # Django's parse_datetime accepts roughly this; a "+" that was not percent-encoded arrives
@@ -228,6 +229,15 @@ def requested_days(calls: Sequence[Call], f: Filters, now: datetime) -> list[dat
     return days
 
 
+def days_to_come(f: Filters, now: datetime) -> list[date]:
+    """The requested UTC days from today on: a "zero" future_buckets lists those after today,
+    and today's hours after now's."""
+    if f.to_dt is None:
+        return []
+    first = now.date() if f.from_dt is None else max(now.date(), f.from_dt.date())
+    return [first + timedelta(days=i) for i in range((f.to_dt.date() - first).days + 1)]
+
+
 def matching_states(calls: Sequence[Call], f: Filters, now: datetime) -> list[CallState]:
     """The calls that exist at `now`, were created inside [fromDate, toDate] and pass `f`."""
     hi = now if f.to_dt is None else min(now, f.to_dt)
@@ -240,13 +250,18 @@ def aggregate(
     now: datetime,
     empty_buckets: str = "zero",
     all_time_scope: str = "range",
+    future_buckets: str = "omit",
 ) -> dict[str, Any]:
     """The `CallUsage` body for `params` (as `parse_qs` gives them) at instant `now`.
 
-    `calls` must be sorted by `created`; calls created after `now` do not exist yet.
+    `calls` must be sorted by `created`; calls created after `now` do not exist yet. With
+    future_buckets "zero", every requested day after today and hour after now's is listed too,
+    as zeros (an API might list the range asked for whole).
     """
     if empty_buckets not in EMPTY_BUCKET_MODES:
         raise ValueError(f"empty_buckets must be one of {EMPTY_BUCKET_MODES}")
+    if future_buckets not in FUTURE_BUCKET_MODES:
+        raise ValueError(f"future_buckets must be one of {FUTURE_BUCKET_MODES}")
     if all_time_scope not in ALL_TIME_SCOPES:
         raise ValueError(f"all_time_scope must be one of {ALL_TIME_SCOPES}")
     now = now.astimezone(UTC)
@@ -264,6 +279,12 @@ def aggregate(
         for day in requested_days(calls, f, now):
             daily.setdefault(day, _Stats())
             for hour in range(24 if day < now.date() else now.hour + 1):
+                hourly.setdefault((day, hour), _Stats())
+    if future_buckets == "zero":
+        for day in days_to_come(f, now):
+            if day > now.date():
+                daily.setdefault(day, _Stats())
+            for hour in range(now.hour + 1 if day == now.date() else 0, 24):
                 hourly.setdefault((day, hour), _Stats())
 
     all_time = _Stats()

@@ -102,6 +102,21 @@ def stats(
     }
 
 
+# What the API's zero mode lists for a bucket without calls: the connector writes it, with
+# durationSeconds (and hourStart), for each bucket the API leaves out.
+ZERO_STATS = {"totalCount": 0, "errorCount": 0, "duration": "0s", "joinedCount": 0, "billedMinutes": 0.0}
+
+
+def zero_day(day: str) -> dict[str, Any]:
+    """The daily record of a day the API left out."""
+    return {**ZERO_STATS, "date": day, "durationSeconds": 0.0}
+
+
+def zero_hour(day: str, hour: int) -> dict[str, Any]:
+    """The hourly record of an hour the API left out."""
+    return {**zero_day(day), "hour": hour, "hourStart": f"{day}T{hour:02d}:00:00Z"}
+
+
 def usage_body(
     all_time: Mapping[str, Any] | None = None,
     daily: Iterable[Mapping[str, Any]] = (),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import (
+from unit_tests.conftest import (
     errors,
     make_config,
     query,

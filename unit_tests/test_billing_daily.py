@@ -52,9 +52,11 @@ def test_one_record_per_day_of_the_bill(api):
     serve(api, [bill_day("2025-03-01"), bill_day("2025-03-05", 1.5, 0.0, currency="USD")])
     output = read()
     assert errors(output) == []
+    # The API's days, then a zero day for each day it left out.
     assert records(output, "billingDaily") == [
         bill_day("2025-03-01"),
         bill_day("2025-03-05", 1.5, 0.0, currency="USD"),
+        *(bill_day(d, 0.0, 0.0) for d in days("2025-03-02", "2025-03-04")),
     ]
     assert final_state(output, "billingDaily") == {"date": "2025-03-05"}
 
@@ -102,7 +104,7 @@ def test_incremental_restarts_at_its_own_cursor_minus_lookback(api):
     state = make_state(billingDaily={"date": "2025-03-04"})
     output = read(make_config(start_date="2025-01-01", end_date="2025-03-05", lookback_days=1), state=state)
     assert api.date_ranges() == [("2025-03-03", "2025-03-06")]
-    assert [r["date"] for r in records(output, "billingDaily")] == ["2025-03-03", "2025-03-05"]
+    assert [r["date"] for r in records(output, "billingDaily")] == ["2025-03-03", "2025-03-05", "2025-03-04"]
     assert final_state(output, "billingDaily") == {"date": "2025-03-05"}
 
 
@@ -152,8 +154,11 @@ def test_negative_minutes_sync_as_sent(api):
         {"date": "2025-03-01", "minutes": -1.0, "sipMinutes": -0.5},
         {"date": "2025-03-02", "minutes": -0.1, "sipMinutes": 0.0},
         {"date": "2025-03-03", "minutes": 4.5, "sipMinutes": 0.0},
+        # The days the API left out, as zero rows.
+        {"minutes": 0.0, "sipMinutes": 0.0, "date": "2025-03-04"},
+        {"minutes": 0.0, "sipMinutes": 0.0, "date": "2025-03-05"},
     ]
-    assert final_state(output, "billingDaily") == {"date": "2025-03-03"}
+    assert final_state(output, "billingDaily") == {"date": "2025-03-05"}
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,8 @@ def test_first_sync_state_is_the_last_record(api):
     output = run_read(make_config(end_date="2025-03-06", window_days=2), streams=WINDOW_STREAMS)
     assert errors(output) == []
     assert final_state(output, "daily") == {"date": "2025-03-06"}
-    assert final_state(output, "hourly") == {"hourStart": "2025-03-06T22:00:00Z"}
+    # The last record is the zero row of 23:00, an hour the API left out.
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-06T23:00:00Z"}
     assert sorted(r["date"] for r in records(output, "daily")) == dates
     assert api.date_ranges() == both(windows("2025-03-01", "2025-03-06", 2))
 
@@ -87,10 +88,13 @@ def test_second_sync_restarts_each_stream_at_its_cursor_minus_lookback(api, hour
     # Both cursors are on 2025-03-10: hourly restarts at its hour, lookback_days earlier, and asks
     # for whole days, so both streams read the same windows, each with its own requests.
     assert api.date_ranges() == both(windows(restart, "2025-03-16", 5))
-    assert final_state(output, "daily") == {"date": "2025-03-12"}
-    assert final_state(output, "hourly") == {"hourStart": "2025-03-12T05:00:00Z"}
+    # The last zero rows, of the days up to end_date that the API left out.
+    assert final_state(output, "daily") == {"date": "2025-03-16"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-16T23:00:00Z"}
     # Re-read days come back with their current figures (deduped downstream on the primary key).
-    assert sorted(r["date"] for r in records(output, "daily")) == ["2025-03-10", "2025-03-12"]
+    daily = {r["date"]: r["totalCount"] for r in records(output, "daily")}
+    assert sorted(daily) == days(restart, "2025-03-16")
+    assert {d: n for d, n in daily.items() if n} == {"2025-03-10": 1, "2025-03-12": 2}
 
 
 @pytest.mark.parametrize(
@@ -113,10 +117,14 @@ def test_cursors_left_apart_by_a_stopped_sync_each_restart_at_their_own_cursor(
     assert api.date_ranges() == each_stream(
         windows(daily_restart, "2025-03-16", 5), windows(hourly_restart, "2025-03-16", 5)
     )
-    assert [r["date"] for r in records(output, "daily")] == ["2025-03-12"]
-    assert [r["hourStart"] for r in records(output, "hourly")] == ["2025-03-12T05:00:00Z"]
-    assert final_state(output, "daily") == {"date": "2025-03-12"}
-    assert final_state(output, "hourly") == {"hourStart": "2025-03-12T05:00:00Z"}
+    # Each stream's records start at its own restart (the days the API left out are zero rows).
+    assert sorted(r["date"] for r in records(output, "daily")) == days(daily_restart, "2025-03-16")
+    assert sorted(r["date"] for r in records(output, "hourly")) == sorted(
+        days(hourly_restart, "2025-03-16") * 24
+    )
+    assert [r["hourStart"] for r in records(output, "hourly") if r["totalCount"]] == ["2025-03-12T05:00:00Z"]
+    assert final_state(output, "daily") == {"date": "2025-03-16"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-16T23:00:00Z"}
 
 
 def test_only_hourly_selected_ignores_a_stale_daily_state(api):
@@ -140,12 +148,15 @@ def test_only_hourly_selected_ignores_a_stale_daily_state(api):
         ("2025-03-04", "2025-03-05"),
         ("2025-03-06", "2025-03-06"),
     ]
-    assert sorted(r["hourStart"] for r in records(output, "hourly")) == [
+    assert sorted(r["date"] for r in records(output, "hourly")) == sorted(
+        days("2025-03-02", "2025-03-06") * 24
+    )
+    assert sorted(r["hourStart"] for r in records(output, "hourly") if r["totalCount"]) == [
         "2025-03-03T07:00:00Z",
         "2025-03-05T07:00:00Z",
     ]
     assert records(output, "daily") == []
-    assert final_state(output, "hourly") == {"hourStart": "2025-03-05T07:00:00Z"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-06T23:00:00Z"}
     # Re-read days never take the state back, and the unselected stream's state is not rewritten.
     assert all(blob["hourStart"] >= "2025-03-04T05:00:00Z" for blob in states(output, "hourly"))
     assert states(output, "daily") == []
@@ -170,9 +181,13 @@ def test_only_daily_selected_ignores_a_stale_hourly_state(api):
         ("2025-03-04", "2025-03-05"),
         ("2025-03-06", "2025-03-06"),
     ]
-    assert sorted(r["date"] for r in records(output, "daily")) == ["2025-03-03", "2025-03-05"]
+    assert sorted(r["date"] for r in records(output, "daily")) == days("2025-03-02", "2025-03-06")
+    assert sorted(r["date"] for r in records(output, "daily") if r["totalCount"]) == [
+        "2025-03-03",
+        "2025-03-05",
+    ]
     assert records(output, "hourly") == []
-    assert final_state(output, "daily") == {"date": "2025-03-05"}
+    assert final_state(output, "daily") == {"date": "2025-03-06"}
     assert all(blob["date"] >= "2025-03-04" for blob in states(output, "daily"))
     assert states(output, "hourly") == []
 
@@ -191,8 +206,8 @@ def test_a_stale_state_drags_back_only_its_own_stream(api, stale):
     stale_windows = windows("2024-05-30", "2025-03-06", 30)
     assert len(stale_windows) == 10
     assert api.date_ranges() == each_stream(stale_windows, [("2025-03-02", "2025-03-06")])
-    assert final_state(output, "daily") == {"date": "2025-03-05"}
-    assert final_state(output, "hourly") == {"hourStart": "2025-03-05T07:00:00Z"}
+    assert final_state(output, "daily") == {"date": "2025-03-06"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-06T23:00:00Z"}
 
 
 def test_lookback_never_reaches_before_start_date(api):
@@ -213,27 +228,34 @@ def test_state_before_start_date_starts_at_start_date(api):
     assert api.date_ranges() == both(windows("2025-03-01", "2025-03-06", 3))
 
 
-def test_empty_windows_do_not_move_state_past_emitted_data(api):
+def test_windows_the_api_leaves_empty_move_the_state_by_their_zero_rows(api):
+    """Their days and hours are zero rows, emitted: the state follows them, checkpoint by
+    checkpoint, to the range's last hour."""
     api.serve(daily=daily_rows("2025-03-02"), hourly=hourly_rows("2025-03-02", hour=13))
-    output = run_read(make_config(end_date="2025-03-09", window_days=2), streams=WINDOW_STREAMS)
+    config = make_config(end_date="2025-03-09", window_days=2, num_workers=1)
+    output = run_read(config, streams=WINDOW_STREAMS)
     assert errors(output) == []
-    assert final_state(output, "daily") == {"date": "2025-03-02"}
-    assert final_state(output, "hourly") == {"hourStart": "2025-03-02T13:00:00Z"}
-    for blob in states(output, "daily"):
-        assert blob["date"] <= "2025-03-02"
-    for blob in states(output, "hourly"):
-        assert blob["hourStart"] <= "2025-03-02T13:00:00Z"
+    checkpoints = [s["date"] for s in states(output, "daily")]  # the last one is repeated
+    assert list(dict.fromkeys(checkpoints)) == [
+        "2025-03-02",
+        "2025-03-04",
+        "2025-03-06",
+        "2025-03-08",
+        "2025-03-09",
+    ]
+    assert states(output, "hourly")[-1] == {"hourStart": "2025-03-09T23:00:00Z"}
 
 
-def test_all_empty_windows_keep_the_incoming_state(api):
+def test_all_empty_windows_move_the_incoming_state_to_their_last_zero_row(api):
     api.serve()
     state = make_state(daily={"date": "2025-03-10"}, hourly={"hourStart": "2025-03-10T05:00:00Z"})
     config = make_config(start_date="2025-03-01", end_date="2025-03-20", window_days=5)
     output = run_read(config, streams=WINDOW_STREAMS, state=state)
     assert errors(output) == []
     assert api.date_ranges() == both(windows("2025-03-08", "2025-03-20", 5))
-    assert {s["date"] for s in states(output, "daily")} == {"2025-03-10"}
-    assert {s["hourStart"] for s in states(output, "hourly")} == {"2025-03-10T05:00:00Z"}
+    assert sorted(r["date"] for r in records(output, "daily")) == days("2025-03-08", "2025-03-20")
+    assert final_state(output, "daily") == {"date": "2025-03-20"}
+    assert final_state(output, "hourly") == {"hourStart": "2025-03-20T23:00:00Z"}
 
 
 @pytest.mark.parametrize(("stream", "cursor"), [("daily", "date"), ("hourly", "hourStart")])
@@ -266,22 +288,13 @@ def test_a_failed_window_holds_the_state_before_it(api, sleeps, stream, cursor):
         ("2025-03-05", "2025-03-06"),
     ]
     emitted = ["2025-03-01", "2025-03-02", "2025-03-05", "2025-03-06"]
-    if stream == "hourly":
-        emitted = [f"{day}T05:00:00Z" for day in emitted]
-    held = emitted[1]  # the last cursor before the failed window
+    if stream == "hourly":  # the API's 05:00 and the zero rows of the hours it left out
+        emitted = [f"{day}T{hour:02d}:00:00Z" for day in emitted for hour in range(24)]
+    held = {"daily": "2025-03-02", "hourly": "2025-03-02T23:00:00Z"}[
+        stream
+    ]  # the last cursor before the failed window
     assert sorted(r[cursor] for r in records(output, stream)) == emitted
     assert states(output, stream) and {blob[cursor] for blob in states(output, stream)} == {held}
-
-
-def test_a_sync_with_no_data_at_all_emits_no_cursor_past_start(api):
-    api.serve()
-    output = run_read(make_config(end_date="2025-03-06", window_days=3), streams=WINDOW_STREAMS)
-    assert errors(output) == []
-    assert records(output, "daily") == [] and records(output, "hourly") == []
-    for blob in states(output, "daily"):
-        assert blob.get("date", "") <= "2025-03-01", blob
-    for blob in states(output, "hourly"):
-        assert blob.get("hourStart", "") <= "2025-03-01T00:00:00Z", blob
 
 
 def test_month_and_year_boundaries(api):
@@ -298,8 +311,10 @@ def test_month_and_year_boundaries(api):
         ("2025-01-03", "2025-01-09"),
         ("2025-01-03", "2025-01-09"),
     ]
-    assert sorted(r["date"] for r in records(output, "daily")) == dates
-    assert sorted(r["hourStart"] for r in records(output, "hourly")) == [f"{d}T23:00:00Z" for d in dates]
+    listed = [r for r in records(output, "daily") if r["totalCount"]]  # the others are zero rows
+    assert sorted(r["date"] for r in listed) == dates
+    listed = [r for r in records(output, "hourly") if r["totalCount"]]
+    assert sorted(r["hourStart"] for r in listed) == [f"{d}T23:00:00Z" for d in dates]
     assert final_state(output, "daily") == {"date": "2025-01-09"}
     assert final_state(output, "hourly") == {"hourStart": "2025-01-09T23:00:00Z"}
 
@@ -326,33 +341,37 @@ def test_month_boundary_in_february_of_a_leap_year(api):
         ("2024-03-03", "2024-03-04"),
         ("2024-03-03", "2024-03-04"),
     ]
-    # A re-read day older than the cursor is still emitted (lookback), and the state keeps the max.
-    assert [r["date"] for r in records(output, "daily")] == ["2024-02-29"]
-    assert final_state(output, "daily") == {"date": "2024-03-01"}
-    assert final_state(output, "hourly") == {"hourStart": "2024-03-01T00:00:00Z"}
+    # A re-read day older than the cursor is still emitted (lookback); the days the API left out
+    # are zero rows, the last of them the state.
+    assert [r["date"] for r in records(output, "daily") if r["totalCount"]] == ["2024-02-29"]
+    assert sorted(r["date"] for r in records(output, "daily")) == days("2024-02-28", "2024-03-04")
+    assert final_state(output, "daily") == {"date": "2024-03-04"}
+    assert final_state(output, "hourly") == {"hourStart": "2024-03-04T23:00:00Z"}
 
 
 def test_a_future_end_date_stops_the_windows_and_the_state_at_today(api):
     """end_date may be later than today (a bounded backfill), and an API may list the days to come
     with zeros: the windows and the state stop at today (UTC), so the next sync reads those days."""
-    for _ in range(2):  # again if the test ran across midnight UTC
-        today = datetime.now(UTC).date()
+    for _ in range(2):  # again if the test ran across an hour boundary
+        now = datetime.now(UTC)
+        today = now.date()
         start, end = today - timedelta(days=5), today + timedelta(days=20)
         every_day = days(start.isoformat(), end.isoformat())
         api.adapter.reset()
         api.serve(daily=daily_rows(*every_day), hourly=hourly_rows(*every_day))
         config = make_config(start_date=start.isoformat(), end_date=end.isoformat(), window_days=3)
         output = run_read(config, streams=WINDOW_STREAMS)
-        if datetime.now(UTC).date() == today:
+        if datetime.now(UTC).strftime("%Y%m%d%H") == now.strftime("%Y%m%d%H"):
             break
     assert errors(output) == []
     assert api.date_ranges() == both(windows(start.isoformat(), today.isoformat(), 3))
     until_today = days(start.isoformat(), today.isoformat())
     # Sorted: the windows are read concurrently.
     assert sorted(record["date"] for record in records(output, "daily")) == until_today
-    assert sorted(record["date"] for record in records(output, "hourly")) == until_today
+    assert sorted({record["date"] for record in records(output, "hourly")}) == until_today
     assert final_state(output, "daily") == {"date": today.isoformat()}
-    assert final_state(output, "hourly") == {"hourStart": f"{today}T05:00:00Z"}
+    # Today's 05:00, or the zero row of the current hour (of those the API left out) when later.
+    assert final_state(output, "hourly") == {"hourStart": f"{today}T{max(5, now.hour):02d}:00:00Z"}
 
 
 @pytest.mark.parametrize(

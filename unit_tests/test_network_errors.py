@@ -35,7 +35,13 @@ def test_a_connect_timeout_or_dropped_connection_is_retried_without_splitting(ap
     assert errors(output) == []
     assert ranges(api) == [("2025-03-01", "2025-03-04")] * 2
     assert sleeps == [2]
-    assert [r["date"] for r in records(output, "daily")] == ["2025-03-02"]
+    # The API's row, then a zero row for each day it left out.
+    assert [r["date"] for r in records(output, "daily")] == [
+        "2025-03-02",
+        "2025-03-01",
+        "2025-03-03",
+        "2025-03-04",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ from unit_tests.conftest import (
     stats,
     usage_body,
     windows,
+    zero_day,
+    zero_hour,
 )
 
 # A window covers at most window_days days: the last one is the shorter remainder (a one-day
@@ -150,22 +152,33 @@ def served(api):
 
 
 def test_daily_records(served):
+    """The API's rows, and a zero row for each day of the range it left out."""
     output = run_read(make_config(window_days=2), streams=["daily"])
     assert errors(output) == []
     assert sorted(records(output, "daily"), key=lambda r: r["date"]) == [
+        zero_day("2025-03-01"),
+        zero_day("2025-03-02"),
         {**DAILY[0], "durationSeconds": 300.0},
         {**DAILY[1], "durationSeconds": 1234.5},
+        zero_day("2025-03-05"),
     ]
 
 
 def test_hourly_records(served):
+    """The API's rows, and a zero row for each hour of the range it left out."""
     output = run_read(make_config(window_days=2), streams=["hourly"])
     assert errors(output) == []
-    assert sorted(records(output, "hourly"), key=lambda r: r["hourStart"]) == [
-        {**HOURLY[0], "durationSeconds": 0.0, "hourStart": "2025-03-03T00:00:00Z"},
-        {**HOURLY[1], "durationSeconds": 61.25, "hourStart": "2025-03-04T07:00:00Z"},
-        {**HOURLY[2], "durationSeconds": 3600.0, "hourStart": "2025-03-04T23:00:00Z"},
-    ]
+    expected = {
+        (day, hour): zero_hour(day, hour) for day in days("2025-03-01", "2025-03-05") for hour in range(24)
+    }
+    expected[("2025-03-03", 0)] = {**HOURLY[0], "durationSeconds": 0.0, "hourStart": "2025-03-03T00:00:00Z"}
+    expected[("2025-03-04", 7)] = {**HOURLY[1], "durationSeconds": 61.25, "hourStart": "2025-03-04T07:00:00Z"}
+    expected[("2025-03-04", 23)] = {
+        **HOURLY[2],
+        "durationSeconds": 3600.0,
+        "hourStart": "2025-03-04T23:00:00Z",
+    }
+    assert sorted(records(output, "hourly"), key=lambda r: r["hourStart"]) == list(expected.values())
 
 
 def test_all_time_record(served):
@@ -180,7 +193,7 @@ def test_all_streams_records_match_their_schemas(served):
     output = run_read(make_config(window_days=2))
     assert errors(output) == []
     counts = {stream: len(records(output, stream)) for stream in ("allTime", "daily", "hourly")}
-    assert counts == {"allTime": 1, "daily": 2, "hourly": 3}
+    assert counts == {"allTime": 1, "daily": 5, "hourly": 5 * 24}  # zero rows included
     for message in output.records:
         assert schema_errors(message.record.stream, message.record.data) == [], message.record.data
 
@@ -202,18 +215,9 @@ def test_unknown_api_fields_pass_through(api):
     output = run_read(make_config())
     assert errors(output) == []
     for stream in ("allTime", "daily", "hourly"):
-        [record] = records(output, stream)
+        [record] = [r for r in records(output, stream) if r.get("totalCount")]  # not a zero row
         assert {k: record[k] for k in extra} == extra, stream
         assert schema_errors(stream, record) == []
-
-
-def test_days_without_calls_are_not_invented(api):
-    """The API leaves out (or zero-fills) days; the connector emits exactly what it got."""
-    api.register(json=usage_body(daily=[], hourly=[]))
-    output = run_read(make_config())
-    assert errors(output) == []
-    assert records(output, "daily") == [] and records(output, "hourly") == []
-    assert len(records(output, "allTime")) == 1
 
 
 @pytest.mark.parametrize("stream", ["allTime", "daily", "hourly"])
@@ -257,15 +261,17 @@ def test_negative_figures_and_counts_sync_as_sent(api):
     )
     output = run_read(make_config())
     assert errors(output) == []
-    assert records(output, "daily") == [{"date": "2025-03-02", **credited, "durationSeconds": -3.0}]
-    assert records(output, "hourly") == [
-        {
-            "date": "2025-03-02",
-            "hour": 9,
-            **credited,
-            "durationSeconds": -3.0,
-            "hourStart": "2025-03-02T09:00:00Z",
-        }
+    # The other days and hours of the window are the API's zero rows for what it left out.
+    the_day = {"date": "2025-03-02", **credited, "durationSeconds": -3.0}
+    the_hour = {**the_day, "hour": 9, "hourStart": "2025-03-02T09:00:00Z"}
+    window = days("2025-03-01", "2025-03-05")
+    assert sorted(records(output, "daily"), key=lambda r: r["date"]) == [
+        the_day if day == "2025-03-02" else zero_day(day) for day in window
+    ]
+    assert sorted(records(output, "hourly"), key=lambda r: r["hourStart"]) == [
+        the_hour if (day, hour) == ("2025-03-02", 9) else zero_hour(day, hour)
+        for day in window
+        for hour in range(24)
     ]
     assert records(output, "allTime") == [
         {**credited, "durationSeconds": -3.0, "fromDate": "2025-03-01", "toDate": "2025-03-05"}
