@@ -142,8 +142,8 @@ class Fault:
     def fails_the_attempt(self) -> bool:
         """Always, whatever else happens (a kill only if the sync is still running)."""
         over_limit = self.kind == "429" and self.arg in ("3600", "date+1h")
-        # too-large: allTime's one whole-range request cannot be split, and is refused.
-        return over_limit or self.kind in ("cut", "too-large")
+        # too-large fails nothing: windows are split, allTime's range summed from windows.
+        return over_limit or self.kind == "cut"
 
 
 Attempt = tuple[Fault, ...]
@@ -199,7 +199,7 @@ def faults_of_a_day(rng: random.Random, first_sync: bool) -> list[Attempt]:
     kinds = set(rng.choices(KINDS, KIND_WEIGHTS, k=rng.choice((1, 1, 2))))
     first = tuple(draw_fault(rng, kind, first_sync) for kind in sorted(kinds))
     if rng.random() < 0.05:  # an outage all day: every attempt fails, the day is skipped
-        outage = draw_fault(rng, rng.choice(("cut", "too-large")), first_sync)
+        outage = draw_fault(rng, "cut", first_sync)
         return [(*(f for f in first if f.kind != outage.kind), outage)] * ATTEMPTS
     later = [
         (draw_fault(rng, rng.choices(KINDS, KIND_WEIGHTS)[0], first_sync),) if rng.random() < 0.2 else ()
