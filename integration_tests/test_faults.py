@@ -253,19 +253,18 @@ def test_windows_the_api_refuses_as_too_large_are_split_to_a_complete_sync(box: 
     ("limit", "window_days", "windows"),
     [
         (10, 7, WINDOWS),
-        # Every 7-day window is refused too and read in two halves; the last (4 days) is not.
+        # The first 7-day window is refused too: it and every window after it are 4 days.
         (
             5,
             7,
             [
                 ("2025-02-01", "2025-02-04"),
-                ("2025-02-05", "2025-02-07"),
-                ("2025-02-08", "2025-02-11"),
-                ("2025-02-12", "2025-02-14"),
-                ("2025-02-15", "2025-02-18"),
-                ("2025-02-19", "2025-02-21"),
-                ("2025-02-22", "2025-02-25"),
-                ("2025-02-26", "2025-02-28"),
+                ("2025-02-05", "2025-02-08"),
+                ("2025-02-09", "2025-02-12"),
+                ("2025-02-13", "2025-02-16"),
+                ("2025-02-17", "2025-02-20"),
+                ("2025-02-21", "2025-02-24"),
+                ("2025-02-25", "2025-02-28"),
                 ("2025-03-01", "2025-03-04"),
             ],
         ),
@@ -345,6 +344,19 @@ def test_an_error_in_another_drf_shape_is_the_exact_config_error(
         (error,) = assert_typed_failure(result, "config_error")
         assert (error["message"], error["internal_message"]) == (expected, f"{status}: {expected}")
         assert [r.status for r in box.requests] == [status]
+
+
+def test_a_lifetime_all_time_over_a_refused_range_is_kept_not_summed() -> None:
+    """An API whose allTime is the lifetime total answers every window with it: the record is that
+    total, not the total times the number of windows."""
+    options = {"seed": 7, "history_start": SANDBOX_HISTORY_START, "now": SANDBOX_NOW}
+    with Sandbox(**options, all_time_scope="lifetime") as box:
+        result = sync(box, Faults(reject_window_days_over=10), streams=["allTime"])
+        assert result.returncode == 0 and result.errors == [], result.errors
+        (record,) = result.records("allTime")
+        lifetime = box.ground_truth({"fromDate": [START], "toDate": [END]})["allTime"]
+        assert {k: record[k] for k in API_FIELDS} == lifetime
+        assert len([r for r in box.requests if r.status == 200]) == len(WINDOWS)
 
 
 def test_mixed_faults_end_in_a_complete_sync(box: Sandbox) -> None:

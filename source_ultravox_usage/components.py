@@ -863,37 +863,46 @@ class RangeTotalsRetriever(Retriever):
     def read_windows(
         self, records_schema: Mapping[str, Any], refusal: "RangeTooLargeError"
     ) -> Generator[StreamData, None, list[Mapping[str, Any]]]:
-        """The range's records in windows of window_days (in halves if it is one window), each
-        window still refused halved again, down to one day."""
-        pending = []
+        """The range's records in windows of window_days (of half the range, if it is one window);
+        a window still refused halves the width of it and of every window after it, down to one day."""
+        days = (self.last - self.first).days + 1
+        width = self.width.days if days > self.width.days else self.halved(days, refusal)
+        parts = []
         start = self.first
         while start <= self.last:
-            pending.append((start, min(start + self.width - timedelta(days=1), self.last)))
-            start = pending[-1][1] + timedelta(days=1)
-        if len(pending) == 1:
-            pending = self.halves(self.first, self.last, refusal)
-        parts = []
-        while pending:
-            first, last = pending.pop(0)
+            end = min(start + timedelta(days=width - 1), self.last)
             try:
-                parts.append((yield from self.read_range(records_schema, first, last)))
+                parts.append((yield from self.read_range(records_schema, start, end)))
             except RangeTooLargeError as again:
-                pending[:0] = self.halves(first, last, again)
+                if start == end:
+                    raise config_error(
+                        f"Ultravox refused allTime's range even one day at a time ({start}): "
+                        f"{again.message} Narrow start_date..end_date or the filters."
+                    ) from None
+                width = self.halved((end - start).days + 1, again)
+                continue
+            start = end + timedelta(days=1)
         return parts
 
-    def halves(self, first: date, last: date, refusal: "RangeTooLargeError") -> list[tuple[date, date]]:
-        if first == last:
-            raise config_error(
-                f"Ultravox refused allTime's range even one day at a time ({first}): "
-                f"{refusal.message} Narrow start_date..end_date or the filters."
-            )
-        logger.info("allTime: %s Reading it in two halves.", refusal.message)
-        middle = first + (last - first) // 2
-        return [(first, middle), (middle + timedelta(days=1), last)]
+    @staticmethod
+    def halved(days: int, refusal: "RangeTooLargeError") -> int:
+        width = (days + 1) // 2
+        logger.info("allTime: %s Reading windows of at most %d days.", refusal.message, width)
+        return width
 
     def summed(self, records: list[Mapping[str, Any]]) -> dict[str, Any]:
-        """Each field's exact decimal sum, in the order of a window's record; integers stay integers."""
+        """Each field's exact decimal sum, in the order of a window's record; integers stay integers.
+        If every window answered the same totals, Ultravox's allTime does not depend on the dates
+        (a lifetime total, which the API notes leave open): those totals, not their sum."""
         seconds_of = {f"{name}Seconds": name for name in self.durations}
+        fields = [*self.sums, *self.durations, *seconds_of]
+        if len(records) > 1 and all(
+            {k: r.get(k) for k in fields} == {k: records[0].get(k) for k in fields} for r in records
+        ):
+            logger.info(
+                "allTime: every window answered the same totals, so they are not dated: kept, not summed."
+            )
+            return {name: value for name, value in records[0].items() if name in fields}
         total: dict[str, Any] = {}
         for name in records[0]:
             if name in self.sums:

@@ -21,6 +21,13 @@ from unit_tests.conftest import (
 TOO_LARGE = {"detail": "Date range too large"}
 
 
+def by_first_day(first: str, last: str) -> dict:
+    """Figures that differ from window to window (n = the first day of the month): windows that all
+    answer the same totals are a lifetime allTime, which is kept, not summed."""
+    n = int(first[-2:])
+    return stats(n, 0, n, f"{n}s", n / 2)
+
+
 def serve_refusing_ranges_over(api, limit_days: int, figures) -> None:
     """400 for a fromDate..toDate of more than limit_days days; else allTime = figures(from, to)."""
 
@@ -79,11 +86,10 @@ def test_a_range_refused_as_too_large_is_the_sum_of_its_windows(api):
     assert states(output, "allTime") == [{"__ab_no_cursor_state_message": True}]
 
 
-def test_a_window_still_refused_is_halved(api):
-    serve_refusing_ranges_over(api, 20, lambda first, last: stats(1, 0, 1, "1s", 0.5))
-    output = run_read(
-        make_config(start_date="2025-01-01", end_date="2025-02-15", window_days=30), ["allTime"]
-    )
+def test_a_window_still_refused_halves_the_width_of_the_windows_after_it(api):
+    serve_refusing_ranges_over(api, 20, by_first_day)
+    config = make_config(start_date="2025-01-01", end_date="2025-02-15", window_days=30)
+    output = run_read(config, ["allTime"])
 
     assert errors(output) == []
     assert ranges_in_order(api) == [
@@ -91,24 +97,46 @@ def test_a_window_still_refused_is_halved(api):
         ("2025-01-01", "2025-01-30"),
         ("2025-01-01", "2025-01-15"),
         ("2025-01-16", "2025-01-30"),
-        ("2025-01-31", "2025-02-15"),
+        ("2025-01-31", "2025-02-14"),
+        ("2025-02-15", "2025-02-15"),
     ]
     assert records(output, "allTime") == [
         {
-            "totalCount": 3,
+            # Windows starting on the 1st, 16th, 31st and 15th.
+            "totalCount": 63,
             "errorCount": 0,
-            "joinedCount": 3,
-            "duration": "3s",
-            "durationSeconds": 3.0,
-            "billedMinutes": 1.5,
+            "joinedCount": 63,
+            "duration": "63s",
+            "durationSeconds": 63.0,
+            "billedMinutes": 31.5,
             "fromDate": "2025-01-01",
             "toDate": "2025-02-15",
         }
     ]
     assert log_lines(output)[1:] == [
         "allTime: Ultravox refused the date range 2025-01-01..2025-01-30 as too large (HTTP 400). "
-        "Reading it in two halves."
+        "Reading windows of at most 15 days."
     ]
+
+
+def test_an_all_time_that_ignores_the_dates_is_kept_not_summed(api):
+    """If allTime is the lifetime total (API-NOTES leaves it open), every window answers the same
+    totals: summing them would multiply it by the number of windows."""
+    serve_refusing_ranges_over(api, 20, lambda first, last: stats(7, 1, 6, "70.5s", 3.5))
+    config = make_config(start_date="2025-01-01", end_date="2025-02-15", window_days=30)
+    output = run_read(config, ["allTime"])
+    assert errors(output) == []
+    assert records(output, "allTime") == [
+        {
+            **stats(7, 1, 6, "70.5s", 3.5),
+            "durationSeconds": 70.5,
+            "fromDate": "2025-01-01",
+            "toDate": "2025-02-15",
+        }
+    ]
+    assert log_lines(output)[-1] == (
+        "allTime: every window answered the same totals, so they are not dated: kept, not summed."
+    )
 
 
 def test_a_single_day_refused_is_a_config_error_naming_it(api):
@@ -130,15 +158,17 @@ def test_a_single_day_refused_is_a_config_error_naming_it(api):
 
 def test_fields_the_sum_does_not_know_are_left_out(api):
     # A figure the API may add later cannot be assumed to add up (an average would not).
-    serve_refusing_ranges_over(api, 1, lambda first, last: stats(1, 0, 1, "2.5s", 1, averageSeconds=2.5))
+    serve_refusing_ranges_over(
+        api, 1, lambda first, last: stats(int(first[-1]), 0, 1, f"{first[-1]}.5s", 1, averageSeconds=2.5)
+    )
     output = run_read(make_config(start_date="2025-03-01", end_date="2025-03-02", window_days=1), ["allTime"])
     assert records(output, "allTime") == [
         {
-            "totalCount": 2,
+            "totalCount": 3,
             "errorCount": 0,
             "joinedCount": 2,
-            "duration": "5s",
-            "durationSeconds": 5.0,
+            "duration": "4s",
+            "durationSeconds": 4.0,
             # Integers from the API stay integers.
             "billedMinutes": 2,
             "fromDate": "2025-03-01",
@@ -158,7 +188,7 @@ def test_a_future_end_date_reads_and_reports_up_to_today(api):
 
 
 def test_a_range_within_one_window_is_read_in_halves_not_asked_again(api):
-    serve_refusing_ranges_over(api, 5, lambda first, last: stats(1, 0, 1, "1s", 0.5))
+    serve_refusing_ranges_over(api, 5, by_first_day)
     output = run_read(
         make_config(start_date="2025-03-01", end_date="2025-03-10", window_days=30), ["allTime"]
     )
@@ -168,7 +198,7 @@ def test_a_range_within_one_window_is_read_in_halves_not_asked_again(api):
         ("2025-03-01", "2025-03-05"),
         ("2025-03-06", "2025-03-10"),
     ]
-    assert [r["totalCount"] for r in records(output, "allTime")] == [2]
+    assert [r["totalCount"] for r in records(output, "allTime")] == [1 + 6]
 
 
 def test_a_range_the_api_times_out_on_is_summed_from_windows(api, sleeps):
@@ -177,7 +207,7 @@ def test_a_range_the_api_times_out_on_is_summed_from_windows(api, sleeps):
         if (q["fromDate"][0], q["toDate"][0]) == ("2025-01-01", "2025-02-15"):
             context.status_code = 504
             return {"detail": "Gateway Timeout"}
-        return usage_body(stats(1, 0, 1, "1s", 0.5))
+        return usage_body(by_first_day(q["fromDate"][0], q["toDate"][0]))
 
     api.register(json=answer)
     output = run_read(
@@ -190,7 +220,7 @@ def test_a_range_the_api_times_out_on_is_summed_from_windows(api, sleeps):
         ("2025-01-31", "2025-02-15"),
     ]
     assert sleeps == []
-    assert [r["totalCount"] for r in records(output, "allTime")] == [2]
+    assert [r["totalCount"] for r in records(output, "allTime")] == [1 + 31]
     assert log_lines(output) == [
         "allTime: Ultravox timed out on the date range 2025-01-01..2025-02-15 (HTTP 504). "
         "Summing the range from windows of at most 30 days instead."
