@@ -1133,6 +1133,17 @@ def test_reject_window_fault_applies_to_agent_usage_only(box: Sandbox) -> None:
 # -- switches and the command line ------------------------------------------------------------------
 
 
+def stop_by_pid(proc: subprocess.Popen) -> None:
+    """Stop a `python -m ultravox_sandbox` started by a test, killing it if SIGTERM is not enough."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def test_odd_values_name_an_agent_empty_and_credit_sundays_alike_on_every_endpoint(
     make_box: Callable[..., Sandbox],
 ) -> None:
@@ -1230,13 +1241,7 @@ def test_module_cli_flag_odd_values() -> None:
         negative = [r["date"] for r in bill["dailyUsage"] if r["minutes"] < 0]
         assert len(negative) >= 2 and all(date.fromisoformat(d).weekday() == 6 for d in negative)
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        stop_by_pid(proc)
     assert proc.returncode == 0
 
 
@@ -1316,11 +1321,5 @@ def test_module_cli_flags_set_the_new_switches() -> None:
             {"date": d, "minutes": 0.0, "sipMinutes": 0.0} for d in ahead
         ]
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        stop_by_pid(proc)
     assert proc.returncode == 0

@@ -696,8 +696,8 @@ class RangeTooLargeError(AirbyteTracedException):
     on a stream without windows to split (allTime): RangeTotalsRetriever reads it in windows instead."""
 
     def __init__(self, error: requests.Response | requests.RequestException) -> None:
-        query = parse_qs(urlsplit(error.request.url or "").query)
-        span = f"{query.get('fromDate', ['?'])[0]}..{query.get('toDate', ['?'])[0]}"
+        first, last = request_days(error) or ("?", "?")
+        span = f"{first}..{last}"
         if not isinstance(error, requests.Response):
             message = f"Ultravox did not answer for the date range {span} in time."
         elif error.status_code == 504:
