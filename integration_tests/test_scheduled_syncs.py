@@ -187,8 +187,9 @@ def draw_fault(rng: random.Random, kind: str, first_sync: bool) -> Fault:
         return Fault("drop", rng.randint(1, 3), "drop")
     if kind == "cut":
         return Fault("cut", rng.randint(1, 3), "cut")
-    # 30-day windows split to 10 days and below, daily ones to single days.
-    return Fault("too-large", 10 if first_sync else 1)
+    # 30-day windows split to 10 days and below, a scheduled sync's 3-day ones to 2 days and 1;
+    # allTime's range summed from windows as small.
+    return Fault("too-large", 10 if first_sync else 2)
 
 
 KINDS = ("kill", "429", "5xx", "drop", "cut", "too-large")
@@ -494,7 +495,11 @@ def sync_one_day(
                 STREAMS,
                 watch=lambda r, at=kill_at: at is not None and r.messages >= at,
                 # A storm's backoff alone is 69 s; anything else ends in seconds.
-                timeout=180 if any(f.kind == "5xx" and f.n > 6 for f in faults) else 60,
+                # A 5xx storm outlasts the retries; a range refused over 2 days sums allTime from
+                # some 200 windows, one after another.
+                timeout=180
+                if any((f.kind == "5xx" and f.n > 6) or f.kind == "too-large" for f in faults)
+                else 60,
                 # The connector's today is the sandbox's.
                 start=partial(ForkedCli, clock=box.now),
             )
