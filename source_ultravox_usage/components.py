@@ -445,11 +445,17 @@ def api_now(response: requests.Response) -> datetime:
     """Now on the connector's UTC clock, or the API's (its Date header) when that is earlier: a
     bucket the API has not reached yet is not one it left out."""
     now = datetime.now(UTC)
+    said = http_date(response.headers.get("Date"))
+    return now if said is None else min(now, said.astimezone(UTC))
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date (RFC 9110) as an aware datetime, read as UTC without a zone; None if unreadable."""
     try:
-        said = email.utils.parsedate_to_datetime(response.headers.get("Date"))
+        when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
-        return now
-    return min(now, said.astimezone(UTC) if said.tzinfo else said.replace(tzinfo=UTC))
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # What each kind of CheckedRecordTransformation field must hold, in the order they are checked:
@@ -746,12 +752,9 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        when = http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
