@@ -68,7 +68,12 @@ class ForkedCli:
             return self.process.exitcode
 
     def send_signal(self, signal: int) -> None:
-        os.kill(self.process.pid, signal)  # type: ignore[arg-type]
+        # As Popen.send_signal: a child that ended between poll() and the kill is left alone. Ours
+        # are the forkserver's children, which reaps them at once, so the kill then finds no process.
+        try:
+            os.kill(self.process.pid, signal)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            pass
 
     def kill(self) -> None:
         self.process.kill()
