@@ -3,6 +3,7 @@ ForkedCli runs the same script without paying its imports again, for tests that 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import json
@@ -26,7 +27,7 @@ STREAMS = {
     "daily": {"primary_key": [["date"]], "cursor_field": ["date"]},
     "hourly": {"primary_key": [["date"], ["hour"]], "cursor_field": ["hourStart"]},
     "agentDaily": {"primary_key": [["agentId"], ["date"]], "cursor_field": ["date"]},
-    "concurrency": {"primary_key": [["timestamp"], ["bucket"]], "cursor_field": ["timestamp"]},
+    "concurrency": {"primary_key": [["bucketStart"], ["bucket"]], "cursor_field": ["bucketStart"]},
     "billingDaily": {"primary_key": [["date"]], "cursor_field": ["date"]},
 }
 
@@ -70,10 +71,8 @@ class ForkedCli:
     def send_signal(self, signal: int) -> None:
         # As Popen.send_signal: a child that ended between poll() and the kill is left alone. Ours
         # are the forkserver's children, which reaps them at once, so the kill then finds no process.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.process.pid, signal)  # type: ignore[arg-type]
-        except ProcessLookupError:
-            pass
 
     def kill(self) -> None:
         self.process.kill()

@@ -258,7 +258,7 @@ STREAM_ORDER = {"allTime": 0, "daily": 1, "hourly": 2, "agentDaily": 3, "concurr
 
 def _sort_key(line: dict[str, Any]) -> tuple[int, str, int, str]:
     data = line["data"]
-    moment = data.get("date") or data.get("timestamp", "")
+    moment = data.get("date") or data.get("bucketStart", "")
     return STREAM_ORDER[line["stream"]], moment, data.get("hour", -1), data.get("agentId", "")
 
 
@@ -280,7 +280,7 @@ def test_expected_records(suite_sandbox: Sandbox) -> None:
         # Calls created without an agent are in no agent's rows.
         assert sum(a["calls"] for a in by_stream["agentDaily"] if a["date"] == day) <= total, day
     assert sorted(b["date"] for b in by_stream["billingDaily"]) == sorted(days)
-    hours = sorted(c["timestamp"] for c in by_stream["concurrency"])
+    hours = sorted(c["bucketStart"] for c in by_stream["concurrency"])
     assert hours[0] == "2025-02-24T00:00:00Z" and hours[-1] == "2025-03-02T23:00:00Z" and len(hours) == 7 * 24
     assert by_stream["allTime"] == [
         {

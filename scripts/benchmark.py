@@ -60,7 +60,7 @@ def minimal_client(plan_path: str) -> None:
     of the stream each request is for, as the connector prints them.
 
     It derives the same fields as the connector (durationSeconds, hourStart, allTime's range, the
-    agent on each agentDaily day, concurrency's UTC timestamp and bucket) so both print the same
+    agent on each agentDaily day, concurrency's UTC bucketStart and bucket) so both print the same
     records. Kept to what such a client needs: nothing else is imported."""
     from datetime import UTC, datetime
 
@@ -102,8 +102,8 @@ def minimal_client(plan_path: str) -> None:
                     emit(stream, {**day, "agentId": agent["agentId"], "agentName": agent["name"]})
         elif stream == "concurrency":
             for point in body["timeSeries"]:
-                when = datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00"))
-                point["timestamp"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                when = datetime.fromisoformat(point.pop("timestamp").replace("Z", "+00:00"))
+                point["bucketStart"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 point["bucket"] = bucket
                 emit(stream, point)
         else:

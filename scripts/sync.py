@@ -48,7 +48,7 @@ CURSORS = {
     "daily": "date",
     "hourly": "hourStart",
     "agentDaily": "date",
-    "concurrency": "timestamp",
+    "concurrency": "bucketStart",
     "billingDaily": "date",
 }
 TABLE_DAYS = 10

@@ -945,11 +945,17 @@ class CursorCheckStateMigration(StateMigration):
         if not stream_state or "state_type" in stream_state or cursor is None:
             return False
         name, fmt = cursor.cursor_field, cursor.datetime_format
-        value = stream_state.get(name)
+        stream = self.declarative_stream.name
+        if name not in stream_state:  # e.g. concurrency's `timestamp`, renamed bucketStart in 1.0.0
+            raise config_error(
+                f"The saved state of stream {stream} has no {name} cursor (it holds "
+                f"{', '.join(sorted(stream_state))}): it was written by an older version of the "
+                f"connector. Refresh the {stream} stream (clear its data and state) and sync again."
+            )
+        value = stream_state[name]
         try:
             datetime.strptime(value, fmt)  # noqa: DTZ007 (a format check, not a time)
         except (TypeError, ValueError):
-            stream = self.declarative_stream.name
             example = date(2025, 3, 4).strftime(fmt)
             raise config_error(
                 f"The saved state of stream {stream} has {name}={value!r}, which is not a cursor "

@@ -70,7 +70,7 @@ CURSORS = {
     "daily": ["date"],
     "hourly": ["hourStart"],
     "agentDaily": ["date"],
-    "concurrency": ["timestamp"],
+    "concurrency": ["bucketStart"],
     "billingDaily": ["date"],
 }
 PRIMARY_KEYS = {
@@ -78,7 +78,7 @@ PRIMARY_KEYS = {
     "daily": [["date"]],
     "hourly": [["date"], ["hour"]],
     "agentDaily": [["agentId"], ["date"]],
-    "concurrency": [["timestamp"], ["bucket"]],
+    "concurrency": [["bucketStart"], ["bucket"]],
     "billingDaily": [["date"]],
 }
 AGENTS_URL = f"{API_BASE}/agents/usage"

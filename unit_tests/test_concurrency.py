@@ -28,6 +28,12 @@ def point(timestamp: str, top: int = 3, joined: int = 2, avg: float = 1.5, avg_j
     }
 
 
+def emitted(api_point: dict, bucket: str = "hour") -> dict:
+    """The record of a bucket: the API's `timestamp` as `bucketStart`, and the bucket's size."""
+    fields = {k: v for k, v in api_point.items() if k != "timestamp"}
+    return {**fields, "bucketStart": api_point["timestamp"], "bucket": bucket}
+
+
 def serve(api, points: list[dict]) -> None:
     """Answer each window with the points whose timestamp lies in start..end."""
 
@@ -52,10 +58,10 @@ def test_one_record_per_bucket_with_its_size(api):
     output = read()
     assert errors(output) == []
     assert records(output, "concurrency") == [
-        {**point("2025-03-01T00:00:00Z"), "bucket": "hour"},
-        {**point("2025-03-04T23:00:00Z", 5, 5, 4.25, 4.0), "bucket": "hour"},
+        emitted(point("2025-03-01T00:00:00Z")),
+        emitted(point("2025-03-04T23:00:00Z", 5, 5, 4.25, 4.0)),
     ]
-    assert final_state(output, "concurrency") == {"timestamp": "2025-03-04T23:00:00Z"}
+    assert final_state(output, "concurrency") == {"bucketStart": "2025-03-04T23:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -69,7 +75,8 @@ def test_one_record_per_bucket_with_its_size(api):
 def test_timestamps_are_stored_as_rfc_3339_utc(api, sent, stored):
     api.register(url=CONCURRENCY_URL, json={"timeSeries": [point(sent)]})
     [record] = records(read(), "concurrency")
-    assert record["timestamp"] == stored
+    assert record["bucketStart"] == stored
+    assert "timestamp" not in record
 
 
 @pytest.mark.parametrize("bucket", ["minute", "5min", "hour", "day"])
@@ -104,17 +111,17 @@ def test_the_default_bucket_is_an_hour(api):
 
 def test_incremental_rereads_lookback_days_of_whole_days(api):
     serve(api, [point("2025-03-03T05:00:00Z"), point("2025-03-05T07:00:00Z")])
-    state = make_state(concurrency={"timestamp": "2025-03-04T05:00:00Z"})
+    state = make_state(concurrency={"bucketStart": "2025-03-04T05:00:00Z"})
     output = read(make_config(end_date="2025-03-05", lookback_days=2), state=state)
     assert errors(output) == []
     assert [(query(r)["start"][0], query(r)["end"][0]) for r in api.requests] == [
         ("2025-03-02T00:00:00Z", "2025-03-05T23:59:59Z")
     ]
-    assert [r["timestamp"] for r in records(output, "concurrency")] == [
+    assert [r["bucketStart"] for r in records(output, "concurrency")] == [
         "2025-03-03T05:00:00Z",
         "2025-03-05T07:00:00Z",
     ]
-    assert final_state(output, "concurrency") == {"timestamp": "2025-03-05T07:00:00Z"}
+    assert final_state(output, "concurrency") == {"bucketStart": "2025-03-05T07:00:00Z"}
 
 
 def test_a_window_refused_as_too_large_is_split(api, sleeps):
@@ -134,7 +141,7 @@ def test_a_window_refused_as_too_large_is_split(api, sleeps):
         "2025-03-01/2025-03-01",
         "2025-03-02/2025-03-02",
     ]
-    assert [r["timestamp"] for r in records(output, "concurrency")] == [
+    assert [r["bucketStart"] for r in records(output, "concurrency")] == [
         "2025-03-01T00:00:00Z",
         "2025-03-02T00:00:00Z",
     ]
@@ -165,7 +172,7 @@ def test_negative_figures_sync_as_sent(api):
     output = read()
     assert errors(output) == []
     assert records(output, "concurrency") == [
-        {**point("2025-03-02T10:00:00Z", top=-1, joined=-2, avg=-0.5, avg_joined=-0.25), "bucket": "hour"}
+        emitted(point("2025-03-02T10:00:00Z", top=-1, joined=-2, avg=-0.5, avg_joined=-0.25))
     ]
 
 

@@ -401,7 +401,6 @@ def test_future_state_reads_nothing_and_keeps_the_state(api, blobs):
         ("daily", {"date": "yesterday"}, "date='yesterday'"),
         ("daily", {"date": "2025-03-04T00:00:00Z"}, "date='2025-03-04T00:00:00Z'"),
         ("daily", {"date": 20250304}, "date=20250304"),
-        ("daily", {"cursor": "2025-03-04"}, "date=None"),
         ("hourly", {"hourStart": 5}, "hourStart=5"),
         ("hourly", {"hourStart": "2025-03-04"}, "hourStart='2025-03-04'"),
         ("hourly", {"hourStart": "2025-03-04 05:00"}, "hourStart='2025-03-04 05:00'"),
@@ -414,5 +413,29 @@ def test_malformed_state_is_a_config_error_naming_the_stream_before_any_request(
     assert failure_type == "config_error"
     assert f"stream {stream}" in message
     assert shown in message
+    assert api.call_count == 0
+    assert output.records == []
+
+
+@pytest.mark.parametrize(
+    ("stream", "blob", "holds"),
+    [
+        ("daily", {"cursor": "2025-03-04"}, "cursor"),
+        # 0.x saved concurrency's cursor as the API's `timestamp`; 1.0.0 emits it as bucketStart.
+        ("concurrency", {"timestamp": "2025-03-04T05:00:00Z"}, "timestamp"),
+    ],
+)
+def test_a_state_without_the_cursor_asks_for_a_refresh_before_any_request(api, stream, blob, holds):
+    api.serve()
+    output = run_read(make_config(), state=make_state(**{stream: blob}), fails=True)
+    cursor = {"daily": "date", "concurrency": "bucketStart"}[stream]
+    assert errors(output) == [
+        (
+            "config_error",
+            f"The saved state of stream {stream} has no {cursor} cursor (it holds {holds}): it was "
+            f"written by an older version of the connector. Refresh the {stream} stream (clear its "
+            "data and state) and sync again.",
+        )
+    ]
     assert api.call_count == 0
     assert output.records == []

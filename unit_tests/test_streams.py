@@ -392,8 +392,8 @@ def test_discover_lists_the_six_streams(api):
     assert streams["hourly"].source_defined_primary_key == [["date"], ["hour"]]
     assert streams["agentDaily"].default_cursor_field == ["date"]
     assert streams["agentDaily"].source_defined_primary_key == [["agentId"], ["date"]]
-    assert streams["concurrency"].default_cursor_field == ["timestamp"]
-    assert streams["concurrency"].source_defined_primary_key == [["timestamp"], ["bucket"]]
+    assert streams["concurrency"].default_cursor_field == ["bucketStart"]
+    assert streams["concurrency"].source_defined_primary_key == [["bucketStart"], ["bucket"]]
     assert streams["billingDaily"].default_cursor_field == ["date"]
     assert streams["billingDaily"].source_defined_primary_key == [["date"]]
     assert api.call_count == 0

@@ -51,7 +51,7 @@ NEW_COLUMNS = {
         "billedminutes": "DECIMAL(38,9)",
     },
     "concurrency": {
-        "timestamp": "TIMESTAMP",
+        "bucketstart": "TIMESTAMP",
         "bucket": "VARCHAR",
         "maxtotalcalls": "BIGINT",
         "maxjoinedcalls": "BIGINT",
@@ -227,7 +227,7 @@ def test_column_types_a_warehouse_gets(
     for table, columns in NEW_COLUMNS.items():
         assert column_types(duckdb_cache, table) == {**columns, **dict.fromkeys(AIRBYTE_COLUMNS, ANY)}, table
     (stamp,) = query(
-        duckdb_cache, 'SELECT min("timestamp") AS t, max("timestamp") AS last FROM main.concurrency'
+        duckdb_cache, "SELECT min(bucketstart) AS t, max(bucketstart) AS last FROM main.concurrency"
     )
     assert stamp["t"].replace(tzinfo=None) == datetime(2024, 11, 20, 0, 0)  # UTC, not shifted by TZ
     assert stamp["last"].replace(tzinfo=None) == datetime(2025, 3, 4, 15, 0)
@@ -342,7 +342,7 @@ def test_the_readme_sql_answers_the_three_questions(connector_executable: Path, 
 
     peaks: dict[date, int] = {}
     for point in more["concurrency"]:
-        day = date.fromisoformat(point["timestamp"][:10])
+        day = date.fromisoformat(point["timestamp"][:10])  # the API's name for bucketStart
         peaks[day] = max(peaks.get(day, 0), point["maxTotalCalls"])
     expected_cap_days = sorted((day, peak) for day, peak in peaks.items() if peak >= 5)
     assert expected_cap_days, "the busy sandbox never reached the cap: the query is not tested"
