@@ -1,0 +1,51 @@
+"""What the README and the docs page tell users about their warehouse, read for the tests to check:
+the README's SQL per question and warehouse, and the docs page's table of column types."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs" / "ultravox-usage.md"
+WAREHOUSES = ("DuckDB", "PostgreSQL", "Snowflake", "BigQuery")
+
+
+def readme_queries() -> dict[str, dict[str, str]]:
+    """The SQL blocks under "Three questions, in SQL": {question: {warehouse: sql}}. A question is
+    the sentence before its blocks; each block's first line names its warehouses
+    (`-- DuckDB and PostgreSQL`)."""
+    section = README.read_text().split("### Three questions, in SQL", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, dict[str, str]] = {}
+    question = None
+    for index, chunk in enumerate(section.split("```")):
+        if index % 2 == 0:  # prose: its last line introduces the blocks that follow
+            lines = [line for line in chunk.strip().splitlines() if line.strip()]
+            question = lines[-1].rstrip(":") if lines else question
+            continue
+        body = chunk.removeprefix("sql\n")
+        first, sql = body.split("\n", 1)
+        names = re.split(r",\s*|\s+and\s+", first.removeprefix("-- ").strip())
+        assert question and set(names) <= set(WAREHOUSES), (question, first)
+        for name in names:
+            found.setdefault(question, {})[name] = sql.strip()
+    return found
+
+
+def documented_types(column: str) -> dict[str, str]:
+    """The docs page's warehouse table, one column of it (e.g. "PostgreSQL (PyAirbyte)"):
+    {field name: type}, both as written there without backticks."""
+    lines = DOCS.read_text().split("<!-- warehouse-types", 1)[1].splitlines()[1:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    header, body = rows[0], rows[2:]
+    at = header.index(column)
+    types: dict[str, str] = {}
+    for row in body:
+        for name in re.findall(r"`([^`]+)`", row[0]):
+            types[name] = row[at].strip("`")
+    return types
