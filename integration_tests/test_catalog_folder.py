@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "manifest_only_folder.py"
 CONNECTOR = "airbyte-integrations/connectors/source-ultravox-usage"
 DOCS_PAGE = "docs/integrations/sources/ultravox-usage.md"
+# The page metadata.yaml's releases.migrationDocumentationUrl names.
+MIGRATIONS_PAGE = "docs/integrations/sources/ultravox-usage-migrations.md"
 SUITE_TIMEOUT = 300
 
 # Every file the script writes, relative to the airbyte clone's root; the folder holds nothing else.
@@ -52,7 +54,7 @@ FOLDER_FILES = {
         "integration_tests/invalid_config.json",
         "integration_tests/sample_config.json",
     )
-} | {DOCS_PAGE}
+} | {DOCS_PAGE, MIGRATIONS_PAGE}
 # The catalog folder's file (key) copied from the package's file (value), byte for byte.
 COPIES = {
     "manifest.yaml": "source_ultravox_usage/manifest.yaml",
@@ -138,6 +140,8 @@ def test_the_folder_is_generated_from_the_package(airbyte_clone: Path) -> None:
     for theirs, ours in COPIES.items():
         assert (folder / theirs).read_bytes() == (ROOT / ours).read_bytes(), theirs
     assert (airbyte_clone / DOCS_PAGE).read_bytes() == (ROOT / "docs" / "ultravox-usage.md").read_bytes()
+    migrations = (ROOT / "docs" / "ultravox-usage-migrations.md").read_bytes()
+    assert (airbyte_clone / MIGRATIONS_PAGE).read_bytes() == migrations
 
     # metadata.yaml: ours, but built FROM the declarative-manifest image of the CDK release the
     # manifest is written for, tagged manifest-only, without our Python unit-test suite.

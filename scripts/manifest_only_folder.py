@@ -3,11 +3,11 @@
     .venv/bin/python scripts/manifest_only_folder.py OUT_DIR
 
 OUT_DIR stands for the root of an airbytehq/airbyte clone. The script writes
-`airbyte-integrations/connectors/source-ultravox-usage/` and the docs page
-`docs/integrations/sources/ultravox-usage.md` there, all generated from this package's files, so
-nothing is kept twice:
+`airbyte-integrations/connectors/source-ultravox-usage/` and the docs pages
+`docs/integrations/sources/ultravox-usage.md` and `ultravox-usage-migrations.md` there, all
+generated from this package's files, so nothing is kept twice:
 
-- `manifest.yaml`, `components.py`, `icon.svg`, the docs page and the integration_tests files
+- `manifest.yaml`, `components.py`, `icon.svg`, the docs pages and the integration_tests files
   that `acceptance-test-config.yml` names: copied byte for byte;
 - `metadata.yaml`: ours, built FROM `airbyte/source-declarative-manifest` instead of the Python
   base image, tagged `language:manifest-only`, without the suite of our Python unit tests;
@@ -118,6 +118,8 @@ def write_folder(out_dir: Path) -> Path:
         PACKAGE / "components.py": folder / "components.py",
         ROOT / "icon.svg": folder / metadata["data"]["icon"],
         ROOT / "docs" / "ultravox-usage.md": out_dir / docs_page,
+        # metadata.yaml's releases.migrationDocumentationUrl: the page beside it, "-migrations".
+        ROOT / "docs" / "ultravox-usage-migrations.md": out_dir / docs_page.replace(".md", "-migrations.md"),
         ROOT / SAMPLE_CONFIG: folder / SAMPLE_CONFIG,
     }
     for ours, theirs in ACCEPTANCE_PATHS.items():

@@ -946,7 +946,7 @@ class CursorCheckStateMigration(StateMigration):
             return False
         name, fmt = cursor.cursor_field, cursor.datetime_format
         stream = self.declarative_stream.name
-        if name not in stream_state:  # e.g. concurrency's `timestamp`, renamed bucketStart in 1.0.0
+        if name not in stream_state:  # e.g. concurrency's `timestamp`, renamed bucketStart in 0.5.0
             raise config_error(
                 f"The saved state of stream {stream} has no {name} cursor (it holds "
                 f"{', '.join(sorted(stream_state))}): it was written by an older version of the "

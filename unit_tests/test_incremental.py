@@ -421,7 +421,7 @@ def test_malformed_state_is_a_config_error_naming_the_stream_before_any_request(
     ("stream", "blob", "holds"),
     [
         ("daily", {"cursor": "2025-03-04"}, "cursor"),
-        # 0.x saved concurrency's cursor as the API's `timestamp`; 1.0.0 emits it as bucketStart.
+        # Up to 0.4.0 concurrency's cursor was the API's `timestamp`; 0.5.0 emits it as bucketStart.
         ("concurrency", {"timestamp": "2025-03-04T05:00:00Z"}, "timestamp"),
     ],
 )

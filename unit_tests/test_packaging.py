@@ -18,6 +18,7 @@ import subprocess
 import sys
 import uuid
 import xml.etree.ElementTree as ET
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,27 @@ def test_metadata_usual_extras() -> None:
     assert suites == ["unitTests", "acceptanceTests"]
     assert data["icon"] == "icon.svg"
     assert (ROOT / data["icon"]).is_file()
+
+
+def test_a_breaking_change_names_its_streams_and_its_migration_guide() -> None:
+    """Airbyte asks for a breaking change's entry in metadata.yaml, scoped to the streams it
+    touches, and a migration guide with a section per version; the changelog says it too."""
+    releases = load_metadata()["data"]["releases"]
+    url = releases["migrationDocumentationUrl"]
+    assert url == load_metadata()["data"]["documentationUrl"] + "-migrations"
+    guide = (DOC_PATH.parent / (url.rsplit("/", 1)[1] + ".md")).read_text()
+    changes = releases["breakingChanges"]
+    assert list(changes) == ["0.5.0"]
+    assert changes["0.5.0"]["scopedImpact"] == [{"scopeType": "stream", "impactedScopes": ["concurrency"]}]
+    assert date.fromisoformat(changes["0.5.0"]["upgradeDeadline"]) > date(2026, 12, 6)
+    assert (
+        "`bucketStart`" in changes["0.5.0"]["message"]
+        and "Refresh the concurrency stream" in (changes["0.5.0"]["message"])
+    )
+    for version in changes:
+        assert f"\n## Upgrading to {version}\n" in guide
+        row = next(row for row in changelog_rows() if row[0] == version)
+        assert row[3].startswith("**Breaking:**"), row
 
 
 def test_documentation_url_names_the_doc_page() -> None:
