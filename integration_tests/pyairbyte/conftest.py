@@ -33,7 +33,7 @@ CONNECTOR_EXECUTABLE = Path(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def connector_executable() -> Path:
     if not CONNECTOR_EXECUTABLE.exists():
         pytest.fail(f"{CONNECTOR_EXECUTABLE} is missing: run scripts/setup-pyairbyte first")
@@ -47,4 +47,21 @@ def duckdb_cache(tmp_path: Path) -> Iterator[Any]:
 
     cache = DuckDBCache(db_path=tmp_path / "usage.duckdb", cache_dir=tmp_path / "pyairbyte")
     yield cache
+    cache.close()
+
+
+@pytest.fixture(scope="session")
+def busy_sync(connector_executable: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One sync shared by the tests of the README's SQL (DuckDB, and Snowflake loaded from it)."""
+    from airbyte.caches import DuckDBCache
+
+    from integration_tests.pyairbyte.expected import BUSY, BusySync, make_source, readme_answers, stream_truth
+    from ultravox_sandbox import Sandbox
+
+    folder = tmp_path_factory.mktemp("busy")
+    cache = DuckDBCache(db_path=folder / "usage.duckdb", cache_dir=folder / "pyairbyte")
+    with Sandbox(**BUSY) as box:
+        make_source(connector_executable, box).read(cache=cache)
+        synced = BusySync(cache=cache, answers=readme_answers(box), tables=stream_truth(box))
+    yield synced
     cache.close()
