@@ -364,3 +364,15 @@ def test_the_readme_postgresql_sql_answers_its_three_questions(synced: Synced) -
         )
         for b in sorted(bill_truth(box), key=lambda b: b["date"])
     ]
+
+
+def test_the_readme_utc_day_of_a_destination_timestamptz(synced: Synced) -> None:
+    """The README's advice for Airbyte's PostgreSQL destination, whose bucketStart is a
+    `timestamp with time zone` under its own name: a plain CAST takes the session's day, the
+    README's expression the UTC day. The table holds the synced buckets as that destination would."""
+    (advice,) = set(re.findall(r"`(CAST\(\"bucketStart\" AT TIME ZONE 'UTC' AS DATE\))`", README.read_text()))
+    make = "CREATE TEMP TABLE destination AS SELECT bucketstart AT TIME ZONE 'UTC' AS \"bucketStart\" "
+    make += "FROM concurrency"
+    days = f'SELECT DISTINCT {advice} AS utc_day, CAST("bucketStart" AS DATE) AS session_day FROM destination'  # noqa: S608
+    rows = query(synced.server, f"{make}; {days} WHERE \"bucketStart\" = '2026-11-01T03:00:00Z'")
+    assert rows == [{"utc_day": date(2026, 11, 1), "session_day": date(2026, 10, 31)}]

@@ -31,7 +31,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
-from integration_tests.pyairbyte.docs import readme_queries
+from integration_tests.pyairbyte.docs import documented_types, readme_queries
 from integration_tests.pyairbyte.expected import (
     BUSY,
     ORDER_KEYS,
@@ -56,25 +56,20 @@ pytestmark = [
 # The README's warehouse names (first line of each block) and the sqlglot dialects each must parse in.
 DIALECTS = {"DuckDB": "duckdb", "PostgreSQL": "postgres", "Snowflake": "snowflake", "BigQuery": "bigquery"}
 DATASET = "ultravox_usage"  # the BigQuery destination's dataset the README's BigQuery SQL uses
-# The column types PyAirbyte's SnowflakeCache creates (BIGINT, DECIMAL(38,9), VARCHAR, DATE,
-# TIMESTAMP), as Snowflake's information_schema reports them: (DATA_TYPE, precision, scale).
-SNOWFLAKE_TYPES = {
-    "integer": ("NUMBER", 38, 0),
-    "number": ("NUMBER", 38, 9),
-    "string": ("TEXT", None, None),
-    "date": ("DATE", None, None),
-    "date-time": ("TIMESTAMP_NTZ", None, None),  # UTC wall time: PyAirbyte's TIMESTAMP, no zone
-}
 AIRBYTE_COLUMNS = ["_AIRBYTE_RAW_ID", "_AIRBYTE_EXTRACTED_AT", "_AIRBYTE_META"]
 
 
-def json_kind(schema: dict[str, Any]) -> str:
-    return schema.get("format", schema["type"])
+def snowflake_types() -> dict[str, str]:
+    """The docs page's "Snowflake (PyAirbyte)" types, by field: NUMBER(38,0), NUMBER(38,9),
+    VARCHAR, DATE, TIMESTAMP_NTZ (UTC wall time: PyAirbyte creates a TIMESTAMP without zone)."""
+    return documented_types("Snowflake (PyAirbyte)")
 
 
-def snowflake_ddl(kind: str) -> str:
-    name, precision, scale = SNOWFLAKE_TYPES[kind]
-    return f"NUMBER({precision},{scale})" if name == "NUMBER" else {"TEXT": "VARCHAR"}.get(name, name)
+def snowflake_type(data_type: str, precision: int | None, scale: int | None) -> str:
+    """A column's type as Snowflake's information_schema reports it, written as the docs write it."""
+    if data_type == "NUMBER":
+        return f"NUMBER({precision},{scale})"
+    return {"TEXT": "VARCHAR"}.get(data_type, data_type)  # Snowflake reports VARCHAR as TEXT
 
 
 BLOCKS = [
@@ -271,9 +266,7 @@ def readme_snowflake(busy_sync: BusySync, fake_snowflake: None) -> Iterator[Any]
     )
     with busy_sync.cache.processor.get_sql_connection() as duck:
         for stream, props in stream_fields().items():
-            columns = ", ".join(
-                f"{name.upper()} {snowflake_ddl(json_kind(schema))}" for name, schema in props.items()
-            )
+            columns = ", ".join(f"{name.upper()} {snowflake_types()[name]}" for name in props)
             connection.cursor().execute(f"CREATE TABLE {stream.upper()} ({columns})")
             rows = duck.execute(text(f"SELECT {', '.join(props).lower()} FROM main.{stream.lower()}"))  # noqa: S608
             # Loaded as text and cast by the column types, as a COPY of a CSV file would be.
@@ -396,13 +389,15 @@ def test_pyairbyte_snowflake_cache_syncs_and_merges(
         )
         for stream, props in stream_fields().items():
             types = {
-                row["column_name"]: (row["data_type"], row["numeric_precision"], row["numeric_scale"])
+                row["column_name"]: snowflake_type(
+                    row["data_type"], row["numeric_precision"], row["numeric_scale"]
+                )
                 for row in created
                 if row["table_name"] == stream.upper()
             }
             assert list(types) == [name.upper() for name in props] + AIRBYTE_COLUMNS, stream
             assert {name: types[name.upper()] for name in props} == {
-                name: SNOWFLAKE_TYPES[json_kind(schema)] for name, schema in props.items()
+                name: snowflake_types()[name] for name in props
             }, stream
 
         # The README's Snowflake SQL, on the tables PyAirbyte itself made.
