@@ -40,6 +40,7 @@ from airbyte_cdk.sources.declarative.transformations.config_transformations.conf
     ConfigTransformation,
 )
 from airbyte_cdk.sources.declarative.validators.validation_strategy import ValidationStrategy
+from airbyte_cdk.sources.streams import NO_CURSOR_STATE_KEY
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
@@ -933,8 +934,10 @@ def duration_text(seconds: Decimal) -> str:
 @dataclass
 class CursorCheckStateMigration(StateMigration):
     """A saved cursor that does not parse would end in a system error with a stack trace deep in
-    the CDK; this names the stream and the value, as a config error, before anything is read.
-    It never changes a state."""
+    the CDK, and a state without the cursor (concurrency's `timestamp` before 0.5.0) would silently
+    restart from start_date and keep the old key for good: this names the stream and the value, as
+    a config error, before anything is read. It never changes a state. The CDK's own states (its
+    full-refresh marker, `state_type`) pass; a partition router would need its per-partition format."""
 
     declarative_stream: DeclarativeStreamModel
     config: Config
@@ -942,11 +945,11 @@ class CursorCheckStateMigration(StateMigration):
 
     def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
         cursor = self.declarative_stream.incremental_sync
-        if not stream_state or "state_type" in stream_state or cursor is None:
+        if not stream_state or cursor is None or {"state_type", NO_CURSOR_STATE_KEY} & set(stream_state):
             return False
         name, fmt = cursor.cursor_field, cursor.datetime_format
         stream = self.declarative_stream.name
-        if name not in stream_state:  # e.g. concurrency's `timestamp`, renamed bucketStart in 0.5.0
+        if name not in stream_state:
             raise config_error(
                 f"The saved state of stream {stream} has no {name} cursor (it holds "
                 f"{', '.join(sorted(stream_state))}): it was written by an older version of the "

@@ -439,3 +439,27 @@ def test_a_state_without_the_cursor_asks_for_a_refresh_before_any_request(api, s
     ]
     assert api.call_count == 0
     assert output.records == []
+
+
+def test_an_old_concurrency_state_stops_a_sync_that_does_not_select_concurrency(api):
+    # The CDK builds every stream with its state, and PyAirbyte sends every stored state: the
+    # migration guide says so (a full refresh of concurrency alone sends none).
+    api.serve(daily=daily_rows("2025-03-02"))
+    state = make_state(concurrency={"timestamp": "2025-03-04T05:00:00Z"})
+    output = run_read(make_config(), streams=["daily"], state=state, fails=True)
+    [(failure_type, message)] = errors(output)
+    assert failure_type == "config_error"
+    assert message.startswith("The saved state of stream concurrency has no bucketStart cursor")
+    assert api.call_count == 0
+
+
+def test_the_cdk_full_refresh_marker_is_no_state(api):
+    """A stream synced in full refresh mode saves the CDK's marker: the next sync reads from start_date."""
+    api.serve(daily=daily_rows("2025-03-02"))
+    output = run_read(
+        make_config(window_days=5),
+        streams=["daily"],
+        state=make_state(daily={"__ab_no_cursor_state_message": True}),
+    )
+    assert errors(output) == []
+    assert api.date_ranges() == windows("2025-03-01", "2025-03-05", 5)

@@ -35,7 +35,7 @@ def readme_queries() -> dict[str, dict[str, str]]:
 
 def documented_types(column: str) -> dict[str, str]:
     """The docs page's warehouse table, one column of it (e.g. "PostgreSQL (PyAirbyte)"):
-    {field name: type}, both as written there without backticks."""
+    {field name: type}, the type being the cell's first `quoted` value (a note may follow it)."""
     lines = DOCS.read_text().split("<!-- warehouse-types", 1)[1].splitlines()[1:]
     rows = []
     for line in lines:
@@ -47,5 +47,5 @@ def documented_types(column: str) -> dict[str, str]:
     types: dict[str, str] = {}
     for row in body:
         for name in re.findall(r"`([^`]+)`", row[0]):
-            types[name] = row[at].strip("`")
+            types[name] = re.findall(r"`([^`]+)`", row[at])[0]
     return types

@@ -164,7 +164,15 @@ def _start(
 def postgres_server(timezone: str) -> Iterator[PostgresServer]:
     """A started server with trust authentication, superuser `postgres`, session zone `timezone`."""
     bindir = find_bindir()
-    owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    owner = None
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            raise PostgresServerError(
+                "running as root, the server needs the unprivileged `postgres` user, which does not exist "
+                "(Debian's postgresql package creates it)"
+            ) from None
     # Not under pytest's tmp_path: its parents are mode 0700 for root, and the server runs as postgres.
     directory = Path(tempfile.mkdtemp(prefix="ultravox-pg-"))
     process = None

@@ -168,11 +168,12 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
             cache.close()
 
 
-def test_the_load_ran_in_a_session_that_is_not_utc(synced: Synced) -> None:
+def test_the_load_ran_on_postgresql_15_in_a_session_that_is_not_utc(synced: Synced) -> None:
     from sqlalchemy import text
 
     with synced.cache.processor.get_sql_connection() as connection:  # PyAirbyte's own session
         assert connection.execute(text("SHOW timezone")).scalar() == SERVER_ZONE
+        assert int(connection.execute(text("SHOW server_version_num")).scalar()) // 10000 == 15
 
 
 def test_the_first_sync_ended_before_the_change_and_the_second_resumed_from_its_state(synced: Synced) -> None:

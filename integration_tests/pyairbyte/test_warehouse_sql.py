@@ -377,40 +377,42 @@ def test_pyairbyte_snowflake_cache_syncs_and_merges(
             rows = select(f"SELECT * FROM airbyte_raw.{stream}")  # noqa: S608
             assert table_rows(stream, rows) == expected[stream], stream
 
-    with Sandbox(**BUSY) as box:
-        source = make_source(connector_executable, box)
-        source.read(cache=cache)
-        assert_tables_equal(stream_truth(box))
+    try:
+        with Sandbox(**BUSY) as box:
+            source = make_source(connector_executable, box)
+            source.read(cache=cache)
+            assert_tables_equal(stream_truth(box))
 
-        # The types PyAirbyte created, as Snowflake's information_schema reports them.
-        created = select(
-            "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale "
-            "FROM information_schema.columns WHERE table_schema = 'AIRBYTE_RAW' ORDER BY ordinal_position"
-        )
-        for stream, props in stream_fields().items():
-            types = {
-                row["column_name"]: snowflake_type(
-                    row["data_type"], row["numeric_precision"], row["numeric_scale"]
-                )
-                for row in created
-                if row["table_name"] == stream.upper()
-            }
-            assert list(types) == [name.upper() for name in props] + AIRBYTE_COLUMNS, stream
-            assert {name: types[name.upper()] for name in props} == {
-                name: snowflake_types()[name] for name in props
-            }, stream
+            # The types PyAirbyte created, as Snowflake's information_schema reports them.
+            created = select(
+                "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale "
+                "FROM information_schema.columns WHERE table_schema = 'AIRBYTE_RAW' ORDER BY ordinal_position"
+            )
+            for stream, props in stream_fields().items():
+                types = {
+                    row["column_name"]: snowflake_type(
+                        row["data_type"], row["numeric_precision"], row["numeric_scale"]
+                    )
+                    for row in created
+                    if row["table_name"] == stream.upper()
+                }
+                assert list(types) == [name.upper() for name in props] + AIRBYTE_COLUMNS, stream
+                assert {name: types[name.upper()] for name in props} == {
+                    name: snowflake_types()[name] for name in props
+                }, stream
 
-        # The README's Snowflake SQL, on the tables PyAirbyte itself made.
-        answers = readme_answers(box)
-        for question in QUESTIONS:
-            # Unqualified names: the connection's schema is the cache's, airbyte_raw.
-            got = answer_rows(question, select(readme_queries()[question]["Snowflake"]))
-            assert sorted(got) == answers[question], question
+            # The README's Snowflake SQL, on the tables PyAirbyte itself made.
+            answers = readme_answers(box)
+            for question in QUESTIONS:
+                # Unqualified names: the connection's schema is the cache's, airbyte_raw.
+                got = answer_rows(question, select(readme_queries()[question]["Snowflake"]))
+                assert sorted(got) == answers[question], question
 
-        # Ten hours later, a sync up to the new day from the state PyAirbyte kept in Snowflake:
-        # the re-read days merge on their keys, nothing twice, every table equals the new truth.
-        box.advance(timedelta(hours=10))
-        source.set_config({**source.get_config(), "end_date": "2025-03-05"})
-        source.read(cache=cache)
-        assert_tables_equal(stream_truth(box, "2025-03-05"))
-    cache.processor.sql_config.dispose_engine()
+            # Ten hours later, a sync up to the new day from the state PyAirbyte kept in Snowflake:
+            # the re-read days merge on their keys, nothing twice, every table equals the new truth.
+            box.advance(timedelta(hours=10))
+            source.set_config({**source.get_config(), "end_date": "2025-03-05"})
+            source.read(cache=cache)
+            assert_tables_equal(stream_truth(box, "2025-03-05"))
+    finally:
+        cache.processor.sql_config.dispose_engine()
