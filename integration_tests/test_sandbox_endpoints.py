@@ -310,7 +310,12 @@ def hashed_share(call_id: str, salt: str) -> float:
 
 def customer_by_hash(call_id: str) -> str | None:
     share, bound = hashed_share(call_id, "customer"), 0.0
-    for name, part in (("Acme Dental", 0.3), ("Globex Logistics", 0.2), ("Initech", 0.1), ("Umbrella Health", 0.05)):
+    for name, part in (
+        ("Acme Dental", 0.3),
+        ("Globex Logistics", 0.2),
+        ("Initech", 0.1),
+        ("Umbrella Health", 0.05),
+    ):
         bound += part
         if share < bound:
             return name
