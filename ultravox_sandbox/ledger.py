@@ -39,8 +39,9 @@ none of them, nor `medium` whole: an outgoing SIP medium carries a password):
 - medium: SIP calls `{"sip": {"incoming": {}}}` or `{"sip": {"outgoing": {to, from, username,
   password}}}`; others `{"webRtc": {}}`, `{"twilio": {}}` or `{"serverWebSocket": {...}}`.
 - sipDetails: for SIP calls `{"billedDuration", "terminationReason"}`, its billedDuration the
-  call's (a SIP call's billed minutes are its sipMinutes in /billing/usage), both null while
-  running; null for other calls.
+  call's (a SIP call's billed minutes are its sipMinutes in /billing/usage), terminationReason
+  SIP_TERMINATION_UNKNOWN (errors), _NORMAL (joined) or _CANCELED; both null while running. Null
+  for other calls. joinUrl is null for SIP calls.
 
 Consistency (test_sandbox_ledger.py): with running calls listed, the calls listed for
 fromDate=toDate=D are exactly those /accounts/me/usage/calls counts in its daily row of D, for any
