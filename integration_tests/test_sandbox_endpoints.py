@@ -308,6 +308,20 @@ def hashed_share(call_id: str, salt: str) -> float:
     return int.from_bytes(hashlib.sha256(f"{salt}:{call_id}".encode()).digest()[:8], "big") / 2**64
 
 
+def customer_by_hash(call_id: str) -> str | None:
+    share, bound = hashed_share(call_id, "customer"), 0.0
+    for name, part in (
+        ("Acme Dental", 0.3),
+        ("Globex Logistics", 0.2),
+        ("Initech", 0.1),
+        ("Umbrella Health", 0.05),
+    ):
+        bound += part
+        if share < bound:
+            return name
+    return None
+
+
 def test_agentless_and_sip_calls_are_chosen_by_call_id_and_change_nothing_else() -> None:
     calls = generate_calls(seed=7, start=date(2024, 11, 20), end=date(2025, 4, 3))
     assert len(calls) == 2116
@@ -320,10 +334,12 @@ def test_agentless_and_sip_calls_are_chosen_by_call_id_and_change_nothing_else()
         return hashlib.sha256(repr(rows).encode()).hexdigest()
 
     # Both pinned values were computed with the call log as it was before agent-less and SIP
-    # calls existed: every other attribute is unchanged, and agents only went missing.
+    # calls (and customers in the metadata) existed: every other attribute is unchanged, and
+    # agents only went missing.
+    assert all(c.metadata.get("customer") == customer_by_hash(c.call_id) for c in calls)
     others = [
         (c.call_id, c.created.isoformat(), c.duration_s, c.joined, c.error, c.billed_minutes)
-        + (c.voice_id, sorted(c.metadata.items()), c.text)
+        + (c.voice_id, sorted((k, v) for k, v in c.metadata.items() if k != "customer"), c.text)
         for c in calls
     ]
     assert fingerprint(others) == "aa51a7a9ad32e7d99dd27c06beda2d90745bdacab5e4d88edc57b587bf706258"

@@ -6,9 +6,12 @@ import argparse
 import signal
 from datetime import UTC, datetime, timedelta
 
+from .account import DEFAULT_ALLOWED_CONCURRENT_CALLS
 from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES
 from .billing import BILLING_EMPTY_DAY_MODES
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES
+from .invoices import INVOICE_AMOUNT_UNITS
+from .ledger import CALL_SORTS, CALLS_PAGE_SIZE_MAX, RUNNING_CALLS_MODES
 from .server import ERROR_BODY_SHAPES, SANDBOX_API_KEY, Faults, Sandbox
 from .usage import ALL_TIME_SCOPES, EMPTY_BUCKET_MODES, FUTURE_BUCKET_MODES
 
@@ -82,6 +85,43 @@ def main(argv: list[str] | None = None) -> int:
         default="omit",
         help="/accounts/me/usage/calls and /accounts/me/billing/usage: requested days and hours after now",
     )
+    parser.add_argument(
+        "--calls-page-size-max",
+        type=int,
+        default=CALLS_PAGE_SIZE_MAX,
+        help="/api/calls: a larger pageSize is cut to this, silently (the default page is 100)",
+    )
+    parser.add_argument(
+        "--next-keeps-filters",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="/api/calls and /accounts/me/billing/invoices: next/previous links keep the request's "
+        "parameters (DRF), or with --no-next-keeps-filters carry only pageSize and cursor",
+    )
+    parser.add_argument(
+        "--running-calls",
+        choices=RUNNING_CALLS_MODES,
+        default="listed",
+        help="/api/calls: calls still running",
+    )
+    parser.add_argument(
+        "--calls-default-sort",
+        choices=CALL_SORTS,
+        default="created",
+        help="/api/calls: the order without a valid sort parameter (write --calls-default-sort=-created)",
+    )
+    parser.add_argument(
+        "--invoice-amount-unit",
+        choices=INVOICE_AMOUNT_UNITS,
+        default="cents",
+        help="/accounts/me/billing/invoices: what the integer amount counts",
+    )
+    parser.add_argument(
+        "--allowed-concurrent-calls",
+        type=int,
+        default=DEFAULT_ALLOWED_CONCURRENT_CALLS,
+        help="/accounts/me: allowedConcurrentCalls (0 for null: no cap)",
+    )
     parser.add_argument("--api-key", default=SANDBOX_API_KEY)
     parser.add_argument("--access-log", action="store_true", help="log requests to stderr")
     args = parser.parse_args(argv)
@@ -112,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         odd_values=args.odd_values,
         error_bodies=args.error_bodies,
         future_buckets=args.future_buckets,
+        calls_page_size_max=args.calls_page_size_max,
+        next_keeps_filters=args.next_keeps_filters,
+        running_calls=args.running_calls,
+        calls_default_sort=args.calls_default_sort,
+        invoice_amount_unit=args.invoice_amount_unit,
+        allowed_concurrent_calls=args.allowed_concurrent_calls or None,
         faults=Faults(latency_s=args.latency),
         host=args.host,
         port=args.port,

@@ -41,6 +41,15 @@ CREDIT_MARGIN_MINUTES = 30.0
 # call id (see `_hashed_share`), so neither draws from the log's RNG nor changes any other attribute.
 AGENTLESS_SHARE = 0.04
 SIP_SHARE = 0.25
+# Each customer and its share of calls: those calls' metadata also holds {"customer": name}, beside
+# any campaign/tier pair; the other calls name none. Chosen by a hash of the call id too, so the RNG
+# stream and every other attribute stay as they were before customers existed.
+CUSTOMERS: tuple[tuple[str, float], ...] = (
+    ("Acme Dental", 0.3),
+    ("Globex Logistics", 0.2),
+    ("Initech", 0.1),
+    ("Umbrella Health", 0.05),
+)
 # No call lasts longer; lets the concurrency endpoint look back only this far for running calls.
 MAX_DURATION_S = 1800.0
 VOICE_IDS: tuple[str, ...] = (
@@ -112,6 +121,16 @@ def is_sip(call_id: str) -> bool:
     return _hashed_share(call_id, "sip") < SIP_SHARE
 
 
+def customer_of(call_id: str) -> str | None:
+    """The customer a call's metadata names, if any (see CUSTOMERS)."""
+    share, bound = _hashed_share(call_id, "customer"), 0.0
+    for name, part in CUSTOMERS:
+        bound += part
+        if share < bound:
+            return name
+    return None
+
+
 def _poisson(rng: random.Random, lam: float) -> int:
     if lam <= 0:
         return 0
@@ -152,6 +171,8 @@ def _make_call(rng: random.Random, created: datetime, duration_s: float | None =
     agent_id = rng.choices(AGENT_IDS, AGENT_WEIGHTS)[0]
     voice_id = rng.choices(VOICE_IDS, VOICE_WEIGHTS)[0]
     text = f"{name} {rng.choice(_TOPICS)}"
+    if (customer := customer_of(call_id)) is not None:
+        metadata = {**metadata, "customer": customer}
     return Call(
         call_id=call_id,
         created=created,

@@ -1,10 +1,11 @@
 """A local HTTP stand-in for Ultravox's usage endpoints, with a movable clock and faults.
 
-Served from one call log: `GET /api/accounts/me/usage/calls`, `/api/agents/usage`,
-`/api/accounts/me/usage/concurrency` and `/api/accounts/me/billing/usage`, and `DELETE
-/api/calls/{callId}`, after which the call is in no figure. Every path shares the key check, the
-fault switches and the request log. Each answer's Date header is the sandbox's clock, as a
-server's is its own.
+Served from one call log: the aggregates `GET /api/accounts/me/usage/calls`, `/api/agents/usage`,
+`/api/accounts/me/usage/concurrency` and `/api/accounts/me/billing/usage`; the ledger `GET
+/api/calls` (every call, paginated: ledger.py), `/api/accounts/me/billing/invoices` (invoices.py)
+and `/api/accounts/me` (account.py); and `DELETE /api/calls/{callId}`, after which the call is in
+no figure and no list. Every path shares the key check, the fault switches and the request log.
+Each answer's Date header is the sandbox's clock, as a server's is its own.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .account import DEFAULT_ALLOWED_CONCURRENT_CALLS, account
 from .agent_usage import AGENT_EMPTY_DAY_MODES, AGENTS_WITHOUT_CALLS_MODES, agent_usage
 from .billing import BILLING_EMPTY_DAY_MODES, billing_usage
 from .calls import AGENT_NAMES, UNNAMED_AGENT_ID, Call, generate_calls
 from .concurrency import CONCURRENCY_EMPTY_BUCKET_MODES, CONCURRENCY_END_MODES, concurrency
+from .invoices import INVOICE_AMOUNT_UNITS, invoices, invoices_page
+from .ledger import CALL_SORTS, CALLS_PAGE_SIZE_MAX, RUNNING_CALLS_MODES, calls_page, list_calls
 from .usage import (
     ALL_TIME_SCOPES,
     EMPTY_BUCKET_MODES,
@@ -47,6 +51,12 @@ CONCURRENCY_PATH = "/api/accounts/me/usage/concurrency"
 BILLING_USAGE_PATH = "/api/accounts/me/billing/usage"
 # DELETE CALL_PATH + "<callId>"
 CALL_PATH = "/api/calls/"
+CALLS_PATH = "/api/calls"
+INVOICES_PATH = "/api/accounts/me/billing/invoices"
+ACCOUNT_PATH = "/api/accounts/me"
+# The `wrong_shape` body: {"results": []} lacks every key of the aggregates, but is a valid empty
+# page of the two lists, so those get a body without `results`.
+_WRONG_SHAPES: dict[str, Any] = {CALLS_PATH: {"data": []}, INVOICES_PATH: {"data": []}}
 # The log reaches this far past `now`, so advancing the clock makes calls arrive.
 LOOKAHEAD = timedelta(days=30)
 # How Django REST Framework may render an error: {"detail": "..."} (an APIException), a list
@@ -176,6 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "GET":
             # The body is never read, so the connection cannot be reused safely.
             self.close_connection = True
+        # The Host the client asked for, for the absolute next/previous links of the lists (as
+        # DRF's build_absolute_uri). Handed over per thread: tests override _answer's signature.
+        sandbox._request_host.value = headers.get("host")
         try:
             answer = sandbox._answer(self.command, url.path, query, headers.get("x-api-key"), self.path)
         except Exception:
@@ -246,8 +259,17 @@ class Sandbox:
     - `error_bodies` ("detail" | "list" | "fields"): the shape of every 4xx body (error_body).
     - `future_buckets` ("omit" | "zero"): /usage/calls days and hours, and /billing/usage days,
       after now that the request asks for.
+    - `calls_page_size_max` (1000): /api/calls cuts a larger pageSize to this, silently, as DRF's
+      CursorPagination does (the default page is 100; invoices: 10, at most 100).
+    - `next_keeps_filters` (True | False): /api/calls and /billing/invoices `next`/`previous` are
+      the request URL with the cursor replaced (DRF), or carry only pageSize and cursor.
+    - `running_calls` ("listed" | "omitted"): does /api/calls list calls still running.
+    - `calls_default_sort` ("created" | "-created"): /api/calls order without a valid `sort`.
+    - `invoice_amount_unit` ("cents" | "dollars"): what an invoice's integer `amount` counts.
+    - `allowed_concurrent_calls` (5 | None): /accounts/me's allowedConcurrentCalls (never enforced).
 
     `DELETE /api/calls/{callId}` (or `delete_calls`) deletes a call: it is in no figure after.
+    The ledger's truths: `calls_truth`, `invoices_truth`, `account_truth`.
     """
 
     def __init__(
@@ -273,6 +295,12 @@ class Sandbox:
         odd_values: bool = False,
         error_bodies: str = "detail",
         future_buckets: str = "omit",
+        calls_page_size_max: int = CALLS_PAGE_SIZE_MAX,
+        next_keeps_filters: bool = True,
+        running_calls: str = "listed",
+        calls_default_sort: str = "created",
+        invoice_amount_unit: str = "cents",
+        allowed_concurrent_calls: int | None = DEFAULT_ALLOWED_CONCURRENT_CALLS,
     ) -> None:
         for name, value, allowed in (
             ("empty_buckets", empty_buckets, EMPTY_BUCKET_MODES),
@@ -284,6 +312,9 @@ class Sandbox:
             ("billing_empty_days", billing_empty_days, BILLING_EMPTY_DAY_MODES),
             ("error_bodies", error_bodies, ERROR_BODY_SHAPES),
             ("future_buckets", future_buckets, FUTURE_BUCKET_MODES),
+            ("running_calls", running_calls, RUNNING_CALLS_MODES),
+            ("calls_default_sort", calls_default_sort, CALL_SORTS),
+            ("invoice_amount_unit", invoice_amount_unit, INVOICE_AMOUNT_UNITS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}")
@@ -293,6 +324,12 @@ class Sandbox:
         ):
             if days is not None and not days > 0:
                 raise ValueError(f"{name} must be None or a positive number of days")
+        if not (isinstance(calls_page_size_max, int) and calls_page_size_max > 0):
+            raise ValueError("calls_page_size_max must be a positive integer")
+        if allowed_concurrent_calls is not None and not (
+            isinstance(allowed_concurrent_calls, int) and allowed_concurrent_calls > 0
+        ):
+            raise ValueError("allowed_concurrent_calls must be None or a positive integer")
         if now is not None and now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self.api_key = api_key
@@ -311,7 +348,14 @@ class Sandbox:
         self._odd_values = odd_values
         self.error_bodies = error_bodies
         self.future_buckets = future_buckets
+        self.calls_page_size_max = calls_page_size_max
+        self.next_keeps_filters = next_keeps_filters
+        self.running_calls = running_calls
+        self.calls_default_sort = calls_default_sort
+        self.invoice_amount_unit = invoice_amount_unit
+        self.allowed_concurrent_calls = allowed_concurrent_calls
         self.access_log = access_log
+        self._request_host = threading.local()
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -415,6 +459,27 @@ class Sandbox:
             self._calls, params or {}, self._now, self.billing_empty_days, self.future_buckets
         )
 
+    def calls_truth(self, params: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        """Every `Call` GET /api/calls lists for `params` (as `parse_qs` gives them; pageSize and
+        cursor are ignored) now, all pages joined, in its order; SandboxBadRequest for a 400."""
+        return list_calls(
+            self._calls,
+            params or {},
+            self._now,
+            self.agent_names,
+            self.running_calls,
+            self.calls_default_sort,
+        )
+
+    def invoices_truth(self) -> list[dict[str, Any]]:
+        """Every invoice /accounts/me/billing/invoices lists now, all pages joined, newest first."""
+        every = invoices(self._calls, self.history_start, self._now, self.seed, self.invoice_amount_unit)
+        return every[::-1]
+
+    def account_truth(self) -> dict[str, Any]:
+        """The body of /accounts/me now."""
+        return account(self._calls, self._now, self.seed, self.allowed_concurrent_calls)
+
     # -- faults and request log -----------------------------------------------------------
 
     @property
@@ -495,11 +560,11 @@ class Sandbox:
         try:
             body = route(query, faults.reject_window_days_over)
         except SandboxBadRequest as exc:
-            return self._refuse(400, exc.detail)
+            return self._refuse(exc.status, exc.detail)
         if faults.non_json:
             return 200, {}, "text/html; charset=utf-8", _HTML
         if faults.wrong_shape:
-            return _json(200, {"results": []})
+            return _json(200, _WRONG_SHAPES.get(path, {"results": []}))
         pad = b""
         if faults.large_response_pad and isinstance(body, dict):
             body["_pad"] = "x" * faults.large_response_pad
@@ -520,9 +585,14 @@ class Sandbox:
             AGENT_USAGE_PATH: self._agent_usage,
             CONCURRENCY_PATH: self._concurrency,
             BILLING_USAGE_PATH: self._billing,
+            CALLS_PATH: self._list_calls,
+            INVOICES_PATH: self._invoices,
+            ACCOUNT_PATH: self._account,
         }
 
     def _call(self, method: str, call_id: str) -> _Answer:
+        if not call_id:  # /api/calls/ is no path of the API (the list is /api/calls)
+            return self._refuse(404, "Not found.")
         if method != "DELETE":
             return _json(405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": "DELETE"})
         try:
@@ -574,6 +644,41 @@ class Sandbox:
     def _billing(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
         calls, now = self._snapshot()
         return billing_usage(calls, query, now, self.billing_empty_days, self.future_buckets)
+
+    def _absolute(self, path: str) -> str:
+        host = getattr(self._request_host, "value", None) or self.origin.removeprefix("http://")
+        return f"http://{host}{path}"
+
+    def _list_calls(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        calls, now = self._snapshot()
+        return calls_page(
+            calls,
+            query,
+            now,
+            self._absolute(CALLS_PATH),
+            self.agent_names,
+            self.running_calls,
+            self.calls_default_sort,
+            self.calls_page_size_max,
+            self.next_keeps_filters,
+        )
+
+    def _invoices(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        calls, now = self._snapshot()
+        return invoices_page(
+            calls,
+            self.history_start,
+            now,
+            self.seed,
+            query,
+            self._absolute(INVOICES_PATH),
+            self.invoice_amount_unit,
+            self.next_keeps_filters,
+        )
+
+    def _account(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        calls, now = self._snapshot()
+        return account(calls, now, self.seed, self.allowed_concurrent_calls)
 
     def start(self) -> Sandbox:
         if self._server is not None:

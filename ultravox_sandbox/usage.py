@@ -41,9 +41,17 @@ _SINGLE_PARAMS = (
 class SandboxBadRequest(ValueError):
     """A known query parameter has a malformed value; the server answers 400 with `detail`."""
 
+    status = 400
+
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class SandboxNotFound(SandboxBadRequest):
+    """A refusal answered 404 instead, such as DRF's "Invalid cursor"."""
+
+    status = 404
 
 
 @dataclass(frozen=True)
