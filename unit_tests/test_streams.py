@@ -378,11 +378,21 @@ def test_bad_hourly_bucket_fails_quoting_the_value(api, row, field, shown):
     assert f"{field} is {shown}" in message
 
 
-def test_discover_lists_the_six_streams(api):
+def test_discover_lists_the_seven_streams(api):
     output = run_discover(make_config())
     streams = {s.name: s for s in output.catalog.catalog.streams}
-    assert set(streams) == {"allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"}
-    assert [m.value for m in streams["allTime"].supported_sync_modes] == ["full_refresh"]
+    assert list(streams) == [
+        "allTime",
+        "daily",
+        "hourly",
+        "agentDaily",
+        "concurrency",
+        "billingDaily",
+        "calls",
+    ]
+    for name in ("allTime",):
+        assert [m.value for m in streams[name].supported_sync_modes] == ["full_refresh"], name
+        assert not streams[name].source_defined_cursor, name
     for name in set(streams) - {"allTime"}:
         assert sorted(m.value for m in streams[name].supported_sync_modes) == ["full_refresh", "incremental"]
         assert streams[name].source_defined_cursor is True
@@ -396,6 +406,8 @@ def test_discover_lists_the_six_streams(api):
     assert streams["concurrency"].source_defined_primary_key == [["bucketStart"], ["bucket"]]
     assert streams["billingDaily"].default_cursor_field == ["date"]
     assert streams["billingDaily"].source_defined_primary_key == [["date"]]
+    assert streams["calls"].default_cursor_field == ["created"]
+    assert streams["calls"].source_defined_primary_key == [["callId"]]
     assert api.call_count == 0
     hour_start = streams["hourly"].json_schema["properties"]["hourStart"]
     assert hour_start["format"] == "date-time"
