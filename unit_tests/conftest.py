@@ -76,6 +76,8 @@ CURSORS = {
     "concurrency": ["bucketStart"],
     "billingDaily": ["date"],
     "calls": ["created"],
+    "invoices": [],
+    "account": [],
 }
 PRIMARY_KEYS = {
     "allTime": [],
@@ -85,11 +87,15 @@ PRIMARY_KEYS = {
     "concurrency": [["bucketStart"], ["bucket"]],
     "billingDaily": [["date"]],
     "calls": [["callId"]],
+    "invoices": [["invoiceNumber"]],
+    "account": [["accountId"], ["readAt"]],
 }
 AGENTS_URL = f"{API_BASE}/agents/usage"
 CONCURRENCY_URL = f"{API_BASE}/accounts/me/usage/concurrency"
 BILLING_URL = f"{API_BASE}/accounts/me/billing/usage"
 CALLS_URL = f"{API_BASE}/calls"
+INVOICES_URL = f"{API_BASE}/accounts/me/billing/invoices"
+ACCOUNT_URL = f"{API_BASE}/accounts/me"
 
 
 # --------------------------------------------------------------------------- API payloads

@@ -47,6 +47,8 @@ STREAMS = (
     "concurrency",
     "billingDaily",
     "calls",
+    "invoices",
+    "account",
 )
 # 8 alphanumerics, a dot, 32 alphanumerics: the shape of a real Ultravox API key.
 KEY_SHAPE = re.compile(rb"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
@@ -461,13 +463,16 @@ def test_icon_is_a_small_square_svg() -> None:
 # --------------------------------------------------------------------------- docs
 
 
-# The docs page does not describe the calls_* settings yet: the lead writes it. Strict, so this
-# turns into a failure the moment it does, and the marker comes off.
+# The docs page does not describe the ledger streams (invoices, account; `calls` is matched already,
+# as agentDaily's field) and the calls_* settings yet: the lead writes it. Strict, so these turn
+# into failures the moment it does, and the markers come off.
 DOCS_PENDING = pytest.mark.xfail(
-    strict=True, reason="docs/ultravox-usage.md does not document calls_window_days and calls_page_size yet"
+    strict=True,
+    reason="docs/ultravox-usage.md does not document invoices, account and the calls_* settings yet",
 )
 
 
+@DOCS_PENDING
 def test_doc_streams_section_names_every_stream_with_its_keys() -> None:
     section = doc_section("Supported streams")
     for stream in STREAMS:

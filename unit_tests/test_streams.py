@@ -378,7 +378,7 @@ def test_bad_hourly_bucket_fails_quoting_the_value(api, row, field, shown):
     assert f"{field} is {shown}" in message
 
 
-def test_discover_lists_the_seven_streams(api):
+def test_discover_lists_the_nine_streams(api):
     output = run_discover(make_config())
     streams = {s.name: s for s in output.catalog.catalog.streams}
     assert list(streams) == [
@@ -389,11 +389,13 @@ def test_discover_lists_the_seven_streams(api):
         "concurrency",
         "billingDaily",
         "calls",
+        "invoices",
+        "account",
     ]
-    for name in ("allTime",):
+    for name in ("allTime", "invoices", "account"):
         assert [m.value for m in streams[name].supported_sync_modes] == ["full_refresh"], name
         assert not streams[name].source_defined_cursor, name
-    for name in set(streams) - {"allTime"}:
+    for name in set(streams) - {"allTime", "invoices", "account"}:
         assert sorted(m.value for m in streams[name].supported_sync_modes) == ["full_refresh", "incremental"]
         assert streams[name].source_defined_cursor is True
     assert streams["daily"].default_cursor_field == ["date"]
@@ -408,6 +410,8 @@ def test_discover_lists_the_seven_streams(api):
     assert streams["billingDaily"].source_defined_primary_key == [["date"]]
     assert streams["calls"].default_cursor_field == ["created"]
     assert streams["calls"].source_defined_primary_key == [["callId"]]
+    assert streams["invoices"].source_defined_primary_key == [["invoiceNumber"]]
+    assert streams["account"].source_defined_primary_key == [["accountId"], ["readAt"]]
     assert api.call_count == 0
     hour_start = streams["hourly"].json_schema["properties"]["hourStart"]
     assert hour_start["format"] == "date-time"
