@@ -19,13 +19,14 @@ from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import ijson
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
+from airbyte_cdk.sources.declarative.decoders import JsonDecoder
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
@@ -34,6 +35,9 @@ from airbyte_cdk.sources.declarative.models.declarative_component_schema import 
     DeclarativeStream as DeclarativeStreamModel,
 )
 from airbyte_cdk.sources.declarative.requesters.error_handlers import HttpResponseFilter
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
+    PaginationStrategy,
+)
 from airbyte_cdk.sources.declarative.retrievers import Retriever, SimpleRetriever
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.declarative.transformations.config_transformations.config_transformation import (
@@ -48,7 +52,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     ErrorResolution,
     ResponseAction,
 )
-from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
+from airbyte_cdk.sources.types import Config, Record, StreamSlice, StreamState
 from airbyte_cdk.utils import AirbyteTracedException
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
@@ -255,6 +259,98 @@ class SameOriginApiKeyAuthenticator(DeclarativeAuthenticator):
             response.request.headers.pop(API_KEY_HEADER, None)
 
 
+@dataclass
+class SameOriginNextPageStrategy(PaginationStrategy):
+    """The page after this one is the body's `next`, an absolute URL, followed as given but with each
+    query parameter of the page just read that it leaves out added once (a `next` that drops the
+    window's filters must not widen the listing; every page of a window carries them, so the page
+    just read holds them all), and only on the api_url origin: the stock CursorPagination follows a
+    `next` to any host, and the requester would add the window's parameters to it a second time
+    (the manifest sends them on a window's first page only). A `next` elsewhere is refused before
+    any request to it; the authenticator would keep the key off it anyway."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    # The retriever's decoder, handed over by the CDK: the page's records were read through it.
+    decoder: Decoder
+    api_url: str = "{{ config['api_url'] }}"
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.api_origin = origin(
+            InterpolatedString.create(self.api_url, parameters=parameters).eval(self.config)
+        )
+
+    @property
+    def initial_token(self) -> Any:
+        return None
+
+    def get_page_size(self) -> int | None:
+        return None
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Record | None,
+        last_page_token_value: Any | None = None,
+        page_size_override: int | None = None,
+    ) -> str | None:
+        body = next(iter(self.decoder.decode(response)), {})
+        link = body.get("next")
+        if link is None:
+            return None
+        if not isinstance(link, str) or not link:
+            raise not_expected(response, "a next page URL or null", f"its next is {link!r}")
+        if origin(link) != self.api_origin:
+            raise system_error(
+                f"Ultravox's answer from {endpoint_of(response.url)} links its next page on "
+                f"{origin_text(origin(link))}, not on {origin_text(self.api_origin)}, the origin of "
+                "api_url. The connector does not follow it (nor send the API key there); please report "
+                "this response."
+            )
+        page = with_missing_parameters(link, response.request.url or "")
+        if same_request(page, response.request.url or ""):
+            raise system_error(
+                f"Ultravox's answer from {endpoint_of(response.url)} names the page just read as its "
+                "next page; the connector stops rather than read it again. Please report this response."
+            )
+        return page
+
+
+def with_missing_parameters(link: str, page: str) -> str:
+    """`link` as given, plus each query parameter of `page` whose name it lacks (every value, in order)."""
+    parts = urlsplit(link)
+    names = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    missing = [
+        (name, value)
+        for name, value in parse_qsl(urlsplit(page).query, keep_blank_values=True)
+        if name not in names
+    ]
+    if not missing:
+        return link
+    return urlunsplit(parts._replace(query="&".join(filter(None, (parts.query, urlencode(missing))))))
+
+
+def same_request(a: str, b: str) -> bool:
+    """Whether two URLs ask for the same thing: origin, path and query parameters, in any order."""
+    parts_a, parts_b = urlsplit(a), urlsplit(b)
+    return (origin(a), parts_a.path, sorted(parse_qsl(parts_a.query, keep_blank_values=True))) == (
+        origin(b),
+        parts_b.path,
+        sorted(parse_qsl(parts_b.query, keep_blank_values=True)),
+    )
+
+
+def origin_text(where: tuple[str, str, int | None]) -> str:
+    scheme, host, port = where
+    return f"{scheme}://{host}:{port}" if scheme and host else "a URL without a scheme and host"
+
+
+def endpoint_of(url: str | None) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
 # --------------------------------------------------------------------------- responses
 
 
@@ -262,11 +358,13 @@ JSON_KINDS: dict[str, type | tuple[type, ...]] = {"object": dict, "array": list,
 
 
 @dataclass
-class StrictJsonDecoder(Decoder):
+class StrictJsonDecoder(JsonDecoder):
     """Decodes the answer or fails naming the endpoint: the CDK's JsonDecoder turns a body that is
     not JSON, or JSON of another shape, into zero records and a silent empty sync. `expect` is the
-    shape: "array", or each top-level key with its JSON kind. With totals_only (allTime) it streams
-    the body and keeps only allTime, so the whole range's hourly buckets are never built in memory."""
+    shape: "array", "object", or each top-level key with its JSON kind. With totals_only (allTime) it
+    streams the body and keeps only allTime, so the whole range's hourly buckets are never built in
+    memory. A JsonDecoder only by type, every method its own: the CDK's DefaultPaginator takes no
+    decoder but a JSON or XML one, and the paginated streams (calls, invoices) decode with this one."""
 
     parameters: InitVar[Mapping[str, Any]]
     expect: str | dict[str, str] = "array"
@@ -288,6 +386,11 @@ class StrictJsonDecoder(Decoder):
                 raise self.unexpected(response, shape(body))
             yield {"items": body}
             return
+        if self.expect == "object":
+            if not isinstance(body, dict):
+                raise self.unexpected(response, shape(body))
+            yield body
+            return
         if not isinstance(body, dict) or not all(key in body for key in self.expect):
             raise self.unexpected(response, shape(body))
         for key, kind in self.expect.items():
@@ -297,8 +400,8 @@ class StrictJsonDecoder(Decoder):
         yield body
 
     def described(self) -> str:
-        if self.expect == "array":
-            return "a JSON array"
+        if self.expect in ("array", "object"):
+            return f"a JSON {self.expect}"
         *others, last = self.expect
         return (
             f"a JSON object with {', '.join(others)} and {last}" if others else f"a JSON object with {last}"
@@ -354,10 +457,8 @@ def shape(body: Any) -> str:
 
 
 def not_expected(response: requests.Response, described: str, why: str) -> AirbyteTracedException:
-    url = urlsplit(response.url or "")
-    endpoint = f"{url.scheme}://{url.netloc}{url.path}"
     return system_error(
-        f"Ultravox answered {endpoint} with a body the connector does not expect "
+        f"Ultravox answered {endpoint_of(response.url)} with a body the connector does not expect "
         f"(it expects {described}): {why}."
     )
 
@@ -469,6 +570,11 @@ FIELD_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dates": (lambda v: isinstance(v, str) and is_iso_date(v), "a YYYY-MM-DD date"),
     "hours": (lambda v: type(v) is int and 0 <= v <= 23, "an hour from 0 to 23"),
     "texts": (lambda v: isinstance(v, str), "a string"),
+    "flags": (lambda v: type(v) is bool, "true or false"),
+    "string_maps": (
+        lambda v: isinstance(v, dict) and all(isinstance(item, str) for item in v.values()),
+        "an object of strings",
+    ),
 }
 
 
@@ -478,7 +584,15 @@ class CheckedRecordTransformation(RecordTransformation):
     value (jinja cannot raise such an error, and a silent guess would land wrong figures in the
     warehouse), and derives what only parsing can: durationSeconds from a `duration` such as
     "1234.5s", and each timestamp in one RFC 3339 UTC form, so cursors and primary keys compare as
-    written. Every field listed is required by the schema; null is no value it allows."""
+    written. Every field listed is required by the schema; null is no value it allows, but for the
+    fields listed in `nullable`, which may also be null or absent (null in the record, their
+    Seconds too).
+
+    With `fields`, the record is those fields, in that order, and no other: an allow-list, which
+    RemoveFields (a deny-list) cannot be, so that a field the API adds later never reaches the
+    warehouse (a call also carries its prompt and summaries). `paths` and `only_key_of` first flatten
+    nested objects into fields of their own, since an allow-list keeps top-level fields only: AddFields
+    cannot refuse an object of the wrong shape, and renders "None" and numbers through Python literals."""
 
     parameters: InitVar[Mapping[str, Any]]
     counts: list[str] = field(default_factory=list)
@@ -486,11 +600,27 @@ class CheckedRecordTransformation(RecordTransformation):
     dates: list[str] = field(default_factory=list)
     hours: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    string_maps: list[str] = field(default_factory=list)
     timestamps: list[str] = field(default_factory=list)
     durations: list[str] = field(default_factory=list)
+    nullable: list[str] = field(default_factory=list)
+    # A field taken from inside an object of the API's record: {sipBilledDuration: [sipDetails,
+    # billedDuration]}; null where that object is null or absent, refused where it is no object.
+    paths: Mapping[str, list[str]] = field(default_factory=dict)
+    # A field holding the one key of an object of the API's record, such as the kind of a call's
+    # medium ({"sip": {...}} is "sip"); null where the object is null, absent or empty.
+    only_key_of: Mapping[str, str] = field(default_factory=dict)
+    fields: list[str] = field(default_factory=list)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.stream = parameters["name"]
+        checked = {
+            name for kind in (*FIELD_CHECKS, "timestamps", "durations") for name in getattr(self, kind)
+        }
+        checked |= {f"{name}Seconds" for name in self.durations} | set(self.only_key_of)
+        if unchecked := [name for name in self.fields if name not in checked]:
+            raise ValueError(f"{self.stream}: the fields {unchecked} are kept but checked by no kind")
 
     def transform(
         self,
@@ -499,26 +629,59 @@ class CheckedRecordTransformation(RecordTransformation):
         stream_state: StreamState | None = None,
         stream_slice: StreamSlice | None = None,
     ) -> None:
+        for name, path in self.paths.items():
+            record[name] = self.value_at(record, path)
+        for name, source in self.only_key_of.items():
+            record[name] = self.only_key(record.get(source), source)
         for kind, (holds, expected) in FIELD_CHECKS.items():
             for name in getattr(self, kind):
                 value = record.get(name)
-                if not holds(value):
+                if not holds(value) and not self.null(name, value):
                     raise bad_record(self.stream, name, value, expected)
         for name in self.timestamps:
-            record[name] = utc_timestamp(self.stream, name, record.get(name))
+            value = record.get(name)
+            record[name] = None if self.null(name, value) else utc_timestamp(self.stream, name, value)
         for name in self.durations:
-            record[f"{name}Seconds"] = parse_duration_seconds(record.get(name), self.stream, name)
+            value = record.get(name)
+            seconds = None if self.null(name, value) else parse_duration_seconds(value, self.stream, name)
+            record[f"{name}Seconds"] = seconds
+        if self.fields:
+            kept = {name: record.get(name) for name in self.fields}
+            record.clear()
+            record.update(kept)
+
+    def null(self, name: str, value: Any) -> bool:
+        return value is None and name in self.nullable
+
+    def value_at(self, record: Mapping[str, Any], path: list[str]) -> Any:
+        value: Any = record
+        for depth, key in enumerate(path):
+            if value is None:
+                return None
+            if not isinstance(value, dict):
+                raise bad_record(self.stream, ".".join(path[:depth]), value, "an object")
+            value = value.get(key)
+        return value
+
+    def only_key(self, value: Any, source: str) -> str | None:
+        if value is None or value == {}:
+            return None
+        if not isinstance(value, dict) or len(value) != 1:
+            raise bad_record(self.stream, source, value, "null or an object with one key")
+        return next(iter(value))
 
 
 def utc_timestamp(stream: str, name: str, value: Any) -> str:
-    """An RFC 3339 date-time with an offset, as YYYY-MM-DDTHH:MM:SSZ in UTC."""
+    """An RFC 3339 date-time with an offset, as YYYY-MM-DDTHH:MM:SSZ in UTC, and its fraction of a
+    second, to the microsecond, where it has one (YYYY-MM-DDTHH:MM:SS.ffffffZ)."""
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
     except ValueError:
         when = None
     if when is None or when.tzinfo is None or "T" not in value:
         raise bad_record(stream, name, value, "an RFC 3339 date-time with a UTC offset")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if when.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_duration_seconds(value: Any, stream: str = "usage", name: str = "duration") -> float:

@@ -39,7 +39,8 @@ from airbyte_cdk.test.models.scenario import ExpectedOutcome
 from source_ultravox_usage import SourceUltravoxUsage
 from source_ultravox_usage.run import run as cli_run
 
-# The config keys, in the spec's order: the issue's table, then num_workers (issue 5).
+# The config keys, in the spec's order: the issue's table, num_workers (issue 5), and the calls
+# stream's window and page size.
 CONFIG_KEYS = (
     "api_key",
     "start_date",
@@ -56,6 +57,8 @@ CONFIG_KEYS = (
     "time_of_day_start",
     "time_of_day_end",
     "concurrency_bucket",
+    "calls_window_days",
+    "calls_page_size",
     "api_url",
 )
 
@@ -72,6 +75,9 @@ CURSORS = {
     "agentDaily": ["date"],
     "concurrency": ["bucketStart"],
     "billingDaily": ["date"],
+    "calls": ["created"],
+    "invoices": [],
+    "account": [],
 }
 PRIMARY_KEYS = {
     "allTime": [],
@@ -80,10 +86,16 @@ PRIMARY_KEYS = {
     "agentDaily": [["agentId"], ["date"]],
     "concurrency": [["bucketStart"], ["bucket"]],
     "billingDaily": [["date"]],
+    "calls": [["callId"]],
+    "invoices": [["invoiceNumber"]],
+    "account": [["accountId"], ["readAt"]],
 }
 AGENTS_URL = f"{API_BASE}/agents/usage"
 CONCURRENCY_URL = f"{API_BASE}/accounts/me/usage/concurrency"
 BILLING_URL = f"{API_BASE}/accounts/me/billing/usage"
+CALLS_URL = f"{API_BASE}/calls"
+INVOICES_URL = f"{API_BASE}/accounts/me/billing/invoices"
+ACCOUNT_URL = f"{API_BASE}/accounts/me"
 
 
 # --------------------------------------------------------------------------- API payloads

@@ -39,7 +39,17 @@ MANIFEST_PATH = PACKAGE_DIR / "manifest.yaml"
 
 CONSOLE_SCRIPT = "source-ultravox-usage"
 VERSION = "0.5.0"
-STREAMS = ("allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily")
+STREAMS = (
+    "allTime",
+    "daily",
+    "hourly",
+    "agentDaily",
+    "concurrency",
+    "billingDaily",
+    "calls",
+    "invoices",
+    "account",
+)
 # 8 alphanumerics, a dot, 32 alphanumerics: the shape of a real Ultravox API key.
 KEY_SHAPE = re.compile(rb"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
 PINNED_PYTHON_BASE = re.compile(
@@ -453,6 +463,16 @@ def test_icon_is_a_small_square_svg() -> None:
 # --------------------------------------------------------------------------- docs
 
 
+# The docs page does not describe the ledger streams (invoices, account; `calls` is matched already,
+# as agentDaily's field) and the calls_* settings yet: the lead writes it. Strict, so these turn
+# into failures the moment it does, and the markers come off.
+DOCS_PENDING = pytest.mark.xfail(
+    strict=True,
+    reason="docs/ultravox-usage.md does not document invoices, account and the calls_* settings yet",
+)
+
+
+@DOCS_PENDING
 def test_doc_streams_section_names_every_stream_with_its_keys() -> None:
     section = doc_section("Supported streams")
     for stream in STREAMS:
@@ -474,6 +494,7 @@ def test_doc_streams_section_names_every_stream_with_its_keys() -> None:
         assert f"`{field}`" in section, field
 
 
+@DOCS_PENDING
 def test_doc_configuration_section_names_every_config_key() -> None:
     section = doc_section("Configuration reference")
     table_keys = re.findall(r"^\| `(\w+)`", section, flags=re.M)

@@ -13,7 +13,7 @@ from source_ultravox_usage import SourceUltravoxUsage
 from unit_tests.conftest import CONFIG_KEYS, cli, of_type
 
 # The issue's config table, exactly, and the fields beyond it, each one documented in the spec.
-EXTRA_FIELDS = {"num_workers"}
+EXTRA_FIELDS = {"num_workers", "calls_window_days", "calls_page_size"}
 ISSUE_FIELDS = set(CONFIG_KEYS) - EXTRA_FIELDS
 UUID = "2f1b1e6c-1c3a-4d5e-9f00-1234567890ab"
 
@@ -70,6 +70,9 @@ def test_defaults_are_the_issue_defaults(properties):
     assert "default" not in properties["end_date"]
     window = properties["window_days"]
     assert isinstance(window["default"], int) and 1 <= window["default"] <= 366
+    # The calls stream's window and page: provisional defaults, until a benchmark sets them.
+    assert properties["calls_window_days"]["default"] == 1
+    assert properties["calls_page_size"]["default"] == 500
     # Issue 10: the concurrency stream's bucket size.
     assert properties["concurrency_bucket"]["default"] == "hour"
     assert properties["concurrency_bucket"]["enum"] == ["minute", "5min", "hour", "day"]
@@ -100,6 +103,12 @@ def test_field_types_and_bounds(properties):
     assert properties["lookback_days"]["type"] == "integer" and properties["lookback_days"]["minimum"] == 0
     assert properties["window_days"]["type"] == "integer"
     assert (properties["window_days"]["minimum"], properties["window_days"]["maximum"]) == (1, 366)
+    assert properties["calls_window_days"]["type"] == properties["calls_page_size"]["type"] == "integer"
+    assert (properties["calls_window_days"]["minimum"], properties["calls_window_days"]["maximum"]) == (
+        1,
+        366,
+    )
+    assert (properties["calls_page_size"]["minimum"], properties["calls_page_size"]["maximum"]) == (1, 1000)
     for name in ("duration_min", "duration_max"):
         assert properties[name]["type"] == "number" and properties[name]["minimum"] == 0
     assert properties["agent_ids"]["type"] == "array"
@@ -148,6 +157,12 @@ def test_a_full_config_validates(spec):
         ("lookback_days", 1.5),
         ("window_days", 0),
         ("window_days", 367),
+        ("calls_window_days", 0),
+        ("calls_window_days", 367),
+        ("calls_window_days", 1.5),
+        ("calls_page_size", 0),
+        ("calls_page_size", 1001),
+        ("calls_page_size", "500"),
         ("agent_ids", ["not-a-uuid"]),
         ("agent_ids", [UUID, UUID]),
         ("voice_id", "1234"),

@@ -378,12 +378,24 @@ def test_bad_hourly_bucket_fails_quoting_the_value(api, row, field, shown):
     assert f"{field} is {shown}" in message
 
 
-def test_discover_lists_the_six_streams(api):
+def test_discover_lists_the_nine_streams(api):
     output = run_discover(make_config())
     streams = {s.name: s for s in output.catalog.catalog.streams}
-    assert set(streams) == {"allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"}
-    assert [m.value for m in streams["allTime"].supported_sync_modes] == ["full_refresh"]
-    for name in set(streams) - {"allTime"}:
+    assert list(streams) == [
+        "allTime",
+        "daily",
+        "hourly",
+        "agentDaily",
+        "concurrency",
+        "billingDaily",
+        "calls",
+        "invoices",
+        "account",
+    ]
+    for name in ("allTime", "invoices", "account"):
+        assert [m.value for m in streams[name].supported_sync_modes] == ["full_refresh"], name
+        assert not streams[name].source_defined_cursor, name
+    for name in set(streams) - {"allTime", "invoices", "account"}:
         assert sorted(m.value for m in streams[name].supported_sync_modes) == ["full_refresh", "incremental"]
         assert streams[name].source_defined_cursor is True
     assert streams["daily"].default_cursor_field == ["date"]
@@ -396,6 +408,10 @@ def test_discover_lists_the_six_streams(api):
     assert streams["concurrency"].source_defined_primary_key == [["bucketStart"], ["bucket"]]
     assert streams["billingDaily"].default_cursor_field == ["date"]
     assert streams["billingDaily"].source_defined_primary_key == [["date"]]
+    assert streams["calls"].default_cursor_field == ["created"]
+    assert streams["calls"].source_defined_primary_key == [["callId"]]
+    assert streams["invoices"].source_defined_primary_key == [["invoiceNumber"]]
+    assert streams["account"].source_defined_primary_key == [["accountId"], ["readAt"]]
     assert api.call_count == 0
     hour_start = streams["hourly"].json_schema["properties"]["hourStart"]
     assert hour_start["format"] == "date-time"
