@@ -463,16 +463,6 @@ def test_icon_is_a_small_square_svg() -> None:
 # --------------------------------------------------------------------------- docs
 
 
-# The docs page does not describe the ledger streams (invoices, account; `calls` is matched already,
-# as agentDaily's field) and the calls_* settings yet: the lead writes it. Strict, so these turn
-# into failures the moment it does, and the markers come off.
-DOCS_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="docs/ultravox-usage.md does not document invoices, account and the calls_* settings yet",
-)
-
-
-@DOCS_PENDING
 def test_doc_streams_section_names_every_stream_with_its_keys() -> None:
     section = doc_section("Supported streams")
     for stream in STREAMS:
@@ -485,7 +475,10 @@ def test_doc_streams_section_names_every_stream_with_its_keys() -> None:
             if line.startswith("| `")
         )
     }
+    assert set(STREAMS) <= set(rows)  # a row of its own for each stream
     assert rows["daily"][2:4] == ['`["date"]`', "`date`"]
+    assert rows["calls"][2:4] == ['`["callId"]`', "`created`"]
+    assert rows["account"][1:4] == ["Full refresh", '`["accountId", "readAt"]`', "(none)"]
     assert rows["hourly"][2:4] == ['`["date", "hour"]`', "`hourStart`"]
     assert "Incremental" not in rows["allTime"][1]
     for field in ("totalCount", "errorCount", "joinedCount", "duration", "durationSeconds", "billedMinutes"):
@@ -494,7 +487,6 @@ def test_doc_streams_section_names_every_stream_with_its_keys() -> None:
         assert f"`{field}`" in section, field
 
 
-@DOCS_PENDING
 def test_doc_configuration_section_names_every_config_key() -> None:
     section = doc_section("Configuration reference")
     table_keys = re.findall(r"^\| `(\w+)`", section, flags=re.M)
