@@ -43,16 +43,29 @@ CONNECTOR_EXECUTABLE = CONNECTOR_VENV / "bin" / CONNECTOR_NAME
 REAL_API_URL = "https://api.ultravox.ai/api"
 SANDBOX_DAYS = 400
 SANDBOX_START_TIMEOUT_S = 60
-STREAMS = ("allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily")
+STREAMS = (
+    "allTime",
+    "daily",
+    "hourly",
+    "agentDaily",
+    "concurrency",
+    "billingDaily",
+    "calls",
+    "invoices",
+    "account",
+)
 CURSORS = {
     "daily": "date",
     "hourly": "hourStart",
     "agentDaily": "date",
     "concurrency": "bucketStart",
     "billingDaily": "date",
+    "calls": "created",
 }
 TABLE_DAYS = 10
 AGENT_DAYS = 7
+CUSTOMER_DAYS = 7
+TOP_CUSTOMERS = 5
 
 # PyAirbyte reads these when it is imported: set them before any `import airbyte`. Offline mode
 # turns off the connector registry look-ups and the global secret-mask download; DO_NOT_TRACK
@@ -256,6 +269,26 @@ def report(cache: Any) -> None:
     note(f"  {'agent':24}  {'calls':>6}  {'billed min':>10}")
     for name, calls, minutes in agents:
         note(f"  {name[:24]:24}  {int(calls):>6,}  {float(minutes):>10,.1f}")
+
+    # The customer is the `customer` key of a call's metadata (a JSON column in DuckDB). The last
+    # days are the same UTC days as the agents' above: those of the latest call's day and before.
+    customers = _rows(
+        cache,
+        "SELECT metadata->>'customer' AS customer, count(*), coalesce(sum(billeddurationseconds), 0) / 60"
+        " FROM {table} WHERE CAST(created AS DATE) > (SELECT max(CAST(created AS DATE)) FROM {table}) - :days"
+        " GROUP BY 1 ORDER BY customer IS NULL, 3 DESC, 1",
+        "calls",
+        days=CUSTOMER_DAYS,
+    )
+    named = [row for row in customers if row[0] is not None]
+    step(f"Top customers by billed minutes, last {CUSTOMER_DAYS} days (the calls' metadata.customer)")
+    note(f"  {'customer':24}  {'calls':>6}  {'billed min':>10}")
+    for name, calls, minutes in named[:TOP_CUSTOMERS]:
+        note(f"  {name[:24]:24}  {int(calls):>6,}  {float(minutes):>10,.1f}")
+    if len(named) > TOP_CUSTOMERS:
+        note(f"  ... and {len(named) - TOP_CUSTOMERS:,} more customers")
+    for _, calls, minutes in customers[len(named) :]:
+        note(f"  {'(no customer)':24}  {int(calls):>6,}  {float(minutes):>10,.1f}")
 
 
 def _rows(cache: Any, sql: str, stream: str, **params: Any) -> list[tuple[Any, ...]]:

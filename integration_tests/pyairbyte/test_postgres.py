@@ -5,9 +5,10 @@ PyAirbyte 0.71 loads PostgreSQL batches with pandas: read_json turns columns *na
 (`timestamp`, `date`, `*_at`) into datetimes, and a zoned one is then stored in the session's
 zone. The connector's names (bucketStart, hourStart) avoid that. Checked after a sync before the
 change and an incremental one after it: every table equals the sandbox's truth, timestamps as UTC
-instants, with 2026-11-01T05:00Z and 06:00Z (both 01:00 in New York) two rows; no duplicate
-primary key; the column types the docs page lists; the README's PostgreSQL SQL answers its
-questions.
+instants, with 2026-11-01T05:00Z and 06:00Z (both 01:00 in New York) two rows; the calls'
+timestamps to the microsecond, their metadata as json; no duplicate primary key; the column types
+the docs page lists; the README's PostgreSQL SQL answers its questions, the cap one with the cap
+the account had at the second sync (it changed between the two: account keeps a row per sync).
 
 Run in the PyAirbyte environment: .venv-pyairbyte/bin/python -m pytest integration_tests/pyairbyte
 """
@@ -26,6 +27,20 @@ import pytest
 
 from integration_tests.pyairbyte.conftest import CONNECTOR_EXECUTABLE, CONNECTOR_NAME
 from integration_tests.pyairbyte.docs import README, documented_types, readme_queries
+from integration_tests.pyairbyte.expected import (
+    BILLED,
+    CAP_DAYS,
+    MONTHLY_BILL,
+    PER_AGENT,
+    PER_CUSTOMER,
+    QUESTIONS,
+    answer_rows,
+    cap_days,
+    customer_weeks,
+    ledger_truth,
+    monthly_bill,
+    table_rows,
+)
 from integration_tests.pyairbyte.postgres_server import PostgresServer, postgres_server
 from ultravox_sandbox import Sandbox
 
@@ -46,7 +61,19 @@ CHANGE_HOURS = [datetime(2026, 11, 1, 5, tzinfo=UTC), datetime(2026, 11, 1, 6, t
 # calls, and calls in both hours of the change (different figures in each).
 SEED, CALLS_PER_DAY = 4, 400
 DATABASE = "usage"
-STREAMS = ["allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"]
+STREAMS = [
+    "allTime",
+    "daily",
+    "hourly",
+    "agentDaily",
+    "concurrency",
+    "billingDaily",
+    "calls",
+    "invoices",
+    "account",
+]
+# The account's cap at each sync: 5 at the first, 8 at the second. Days at or above 8: three of nine.
+FIRST_CAP, SECOND_CAP = 5, 8
 # PyAirbyte lower-cases table and column names.
 PRIMARY_KEYS = {
     "daily": ["date"],
@@ -54,6 +81,9 @@ PRIMARY_KEYS = {
     "agentdaily": ["agentid", "date"],
     "concurrency": ["bucketstart", "bucket"],
     "billingdaily": ["date"],
+    "calls": ["callid"],
+    "invoices": ["invoicenumber"],
+    "account": ["accountid", "readat"],
 }
 TABLES = ["alltime", *PRIMARY_KEYS]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -144,7 +174,13 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     history = date.fromisoformat(START)
     with (
         postgres_server(SERVER_ZONE) as server,
-        Sandbox(seed=SEED, history_start=history, now=BEFORE_CHANGE, calls_per_day=CALLS_PER_DAY) as box,
+        Sandbox(
+            seed=SEED,
+            history_start=history,
+            now=BEFORE_CHANGE,
+            calls_per_day=CALLS_PER_DAY,
+            allowed_concurrent_calls=FIRST_CAP,
+        ) as box,
     ):
         server.create_database(DATABASE)
         cache = PostgresCache(
@@ -160,6 +196,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
             source.read(cache=cache)
             first_keys = {table: primary_keys(server, table) for table in PRIMARY_KEYS}
             box.now = AFTER_CHANGE
+            box.allowed_concurrent_calls = SECOND_CAP
             source.set_config({**source.get_config(), "end_date": SECOND_END})
             box.clear_log()
             source.read(cache=cache)  # incremental, from the state PyAirbyte saved in the database
@@ -185,12 +222,16 @@ def test_the_first_sync_ended_before_the_change_and_the_second_resumed_from_its_
     assert synced.first_keys["daily"] == synced.first_keys["billingdaily"] == first_dates
     # The second sync asked again from its cursor's day minus the lookback of 2 days only;
     # allTime is a full refresh of the whole range.
+    # The calls list in windows of a day from there on; invoices and the account in full.
     assert synced.second_requests == {
         ("/api/accounts/me/usage/calls", START),
         ("/api/accounts/me/usage/calls", "2026-10-30"),
         ("/api/agents/usage", "2026-10-30"),
         ("/api/accounts/me/usage/concurrency", "2026-10-30"),
         ("/api/accounts/me/billing/usage", "2026-10-30"),
+        *(("/api/calls", f"2026-{day}") for day in ("10-30", "10-31", "11-01", "11-02")),
+        ("/api/accounts/me/billing/invoices", ""),
+        ("/api/accounts/me", ""),
     }
 
 
@@ -297,6 +338,21 @@ def test_every_table_equals_the_sandbox_truth_as_utc_instants(synced: Synced) ->
     }
     assert len(rows) == 9
 
+    # The ledger: every call (those running at the first sync ended by the second), its
+    # timestamps as UTC wall time to the microsecond, metadata a json object; the invoices; the
+    # account's latest row (a row per sync, each with the cap it had).
+    ledger = ledger_truth(box, START, SECOND_END)
+    for table in ("calls", "invoices", "account"):
+        assert table_rows(table, query(server, f"SELECT * FROM {table}")) == ledger[table], table  # noqa: S608
+    stamps = query(
+        server,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE created <> date_trunc('second', created)) AS fraction, "
+        "count(*) FILTER (WHERE metadata->>'customer' IS NOT NULL) AS customers FROM calls",
+    )
+    assert stamps[0]["n"] > stamps[0]["fraction"] > 0 and 0 < stamps[0]["customers"] < stamps[0]["n"]
+    caps = query(server, "SELECT allowedconcurrentcalls AS cap FROM account ORDER BY readat")
+    assert [row["cap"] for row in caps] == [FIRST_CAP, SECOND_CAP]
+
 
 @pytest.mark.parametrize("table", list(PRIMARY_KEYS))
 def test_no_primary_key_is_duplicated(synced: Synced, table: str) -> None:
@@ -320,15 +376,16 @@ def test_column_types_are_the_ones_the_docs_page_lists(synced: Synced) -> None:
         assert ours == {name: documented.get(name, "(not on the docs page)") for name in ours}, table
 
 
-def test_the_readme_postgresql_sql_answers_its_three_questions(synced: Synced) -> None:
+def test_the_readme_postgresql_sql_answers_each_question(synced: Synced) -> None:
     """Each question's PostgreSQL block, run as the README says: in the cache's schema."""
     (schema,) = set(re.findall(r"SET search_path TO (\w+)", README.read_text()))
     assert schema == synced.cache.schema_name
     questions = readme_queries()
-    assert len(questions) == 3, list(questions)
-    per_agent, cap_days, billed = (
-        query(synced.server, sql["PostgreSQL"], search_path=schema) for sql in questions.values()
-    )
+    assert list(questions) == list(QUESTIONS)
+    answers = {
+        question: query(synced.server, sql["PostgreSQL"], search_path=schema)
+        for question, sql in questions.items()
+    }
     box = synced.sandbox
 
     weeks: dict[tuple[date, str], list] = {}
@@ -338,22 +395,32 @@ def test_the_readme_postgresql_sql_answers_its_three_questions(synced: Synced) -
             figures = weeks.setdefault((day - timedelta(days=day.weekday()), agent["agent"]["name"]), [0, 0])
             figures[0] += row["calls"]
             figures[1] += number(row["billedMinutes"])
+    per_agent = answers[PER_AGENT]
     assert {(r["week"], r["agentname"]): [r["calls"], r["billed_minutes"]] for r in per_agent} == weeks
     assert len(per_agent) == len(weeks)
     order = [(r["week"], -r["billed_minutes"]) for r in per_agent]
     assert order == sorted(order)  # by week, the most billed agent first
 
-    peaks: dict[date, int] = {}
-    for bucket in buckets_truth(box):
-        day = utc(bucket["timestamp"]).date()  # the UTC day
-        peaks[day] = max(peaks.get(day, 0), bucket["maxTotalCalls"])
-    expected = sorted((day, peak) for day, peak in peaks.items() if peak >= 5)
-    assert 0 < len(expected) < len(peaks), "the cap is reached on every day or none: untested"
-    assert [(r["day"], r["peak_calls"]) for r in cap_days] == expected
+    per_customer = answer_rows(PER_CUSTOMER, answers[PER_CUSTOMER])
+    expected = customer_weeks(box.calls_truth({"fromDate": [START], "toDate": [SECOND_END]}))
+    assert sorted(per_customer) == expected
+    assert len({row[1] for row in expected}) == 5  # four customers and the calls of none
+    order = [(row[0], -row[3]) for row in per_customer]
+    assert order == sorted(order)
+
+    # The cap of the latest account row (8), not the first sync's (5), nor a constant.
+    buckets = buckets_truth(box)
+    expected = cap_days(buckets, SECOND_CAP)
+    assert 0 < len(expected) < len({b["timestamp"][:10] for b in buckets}), (
+        "the cap is reached on every day or none"
+    )
+    assert expected != cap_days(buckets, FIRST_CAP)
+    assert answer_rows(CAP_DAYS, answers[CAP_DAYS]) == expected
 
     calls = {
         row["date"]: row for row in box.ground_truth({"fromDate": [START], "toDate": [SECOND_END]})["daily"]
     }
+    billed = answers[BILLED]
     assert list(billed[0]) == ["date", "billed_minutes", "sip_minutes", "used_minutes", "call_billed_minutes"]
     assert [tuple(r.values()) for r in billed] == [
         (
@@ -365,6 +432,10 @@ def test_the_readme_postgresql_sql_answers_its_three_questions(synced: Synced) -
         )
         for b in sorted(bill_truth(box), key=lambda b: b["date"])
     ]
+
+    expected = monthly_bill(box.invoices_truth())
+    assert len(expected) == 2  # October (paid) and November (unpaid)
+    assert answer_rows(MONTHLY_BILL, answers[MONTHLY_BILL]) == expected
 
 
 def test_the_readme_utc_day_of_a_destination_timestamptz(synced: Synced) -> None:

@@ -5,6 +5,10 @@
    name must be too; BigQuery: tables case-sensitive and in the `ultravox_usage` dataset, no double
    quotes, which are string literals there; PostgreSQL: unquoted names fold to lower case), calls
    only functions sqlglot knows, and selects the same columns as the other warehouses' blocks.
+   JSON is read only from an `object` field (metadata), by a key its calls hold (keys are
+   case-sensitive everywhere), and as text: `->>` in DuckDB and PostgreSQL (`->` is JSON),
+   `JSON_VALUE` with a `$` path in BigQuery (`JSON_QUERY` is JSON), a path cast `::STRING` in
+   Snowflake (uncast it is a VARIANT that compares and shows with its quotes).
 2. The Snowflake blocks run on fakesnow (Snowflake's SQL translated onto DuckDB) against the busy
    sync's rows, loaded into tables named and typed as PyAirbyte's SnowflakeCache makes them, and
    answer exactly what the sandbox's truth says. fakesnow resolves names case-insensitively (as
@@ -20,6 +24,7 @@ Run in the PyAirbyte environment: .venv-pyairbyte/bin/python -m pytest integrati
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -56,6 +61,8 @@ pytestmark = [
 # The README's warehouse names (first line of each block) and the sqlglot dialects each must parse in.
 DIALECTS = {"DuckDB": "duckdb", "PostgreSQL": "postgres", "Snowflake": "snowflake", "BigQuery": "bigquery"}
 DATASET = "ultravox_usage"  # the BigQuery destination's dataset the README's BigQuery SQL uses
+# The keys of the sandbox's call metadata (ultravox_sandbox/calls.py); JSON keys are case-sensitive.
+METADATA_KEYS = {"customer", "campaign", "tier"}
 AIRBYTE_COLUMNS = ["_AIRBYTE_RAW_ID", "_AIRBYTE_EXTRACTED_AT", "_AIRBYTE_META"]
 
 
@@ -137,11 +144,52 @@ def problems(sql: str, dialect: str) -> list[str]:
     if dialect == "bigquery" and '"' in sql:
         found.append("double quotes in BigQuery are a string literal, not a name: use `backticks`")
     found += [f"unknown function {call.sql(dialect)}" for call in tree.find_all(exp.Anonymous)]
+    found += json_problems(tree, sql, dialect)
     if not found:
         try:  # every column reference resolves to a column of its table, under the dialect's rules
             qualify(tree, schema=tables, dialect=dialect, validate_qualify_columns=True)
         except sqlglot.errors.OptimizeError as error:
             found.append(str(error))
+    return found
+
+
+def json_fields() -> set[str]:
+    """The `object` fields, lower case: JSON (DuckDB, PostgreSQL, BigQuery) or VARIANT (Snowflake)."""
+    return {
+        name.lower()
+        for props in stream_fields().values()
+        for name, schema in props.items()
+        if schema.get("type") == "object"
+    }
+
+
+def json_problems(tree: exp.Expression, sql: str, dialect: str) -> list[str]:
+    """What reads JSON wrong: a column that holds no JSON, a key the metadata has not, a value
+    that stays JSON where text is meant."""
+    found = []
+    reads = list(tree.find_all(exp.JSONExtract, exp.JSONExtractScalar))
+    for read in reads:
+        column = read.this
+        if not isinstance(column, exp.Column) or column.name.lower() not in json_fields():
+            found.append(f"{read.sql(dialect)}: {column.sql(dialect)} is not a JSON column")
+        keys = [part.this for part in read.expression.find_all(exp.JSONPathKey)]
+        found += [f"{read.sql(dialect)}: no metadata key {key!r}" for key in keys if key not in METADATA_KEYS]
+        if dialect == "snowflake":
+            cast = read.parent
+            if not (isinstance(cast, exp.Cast) and cast.to.is_type(*exp.DataType.TEXT_TYPES)):
+                found.append(f"{read.sql(dialect)} is a VARIANT: cast it, {read.sql(dialect)}::STRING")
+        elif isinstance(read, exp.JSONExtract):  # -> in DuckDB/PostgreSQL, JSON_QUERY in BigQuery
+            text = "JSON_VALUE" if dialect == "bigquery" else "->>"
+            found.append(f"{read.sql(dialect)} is JSON, not text: use {text}")
+    if dialect == "bigquery":  # sqlglot reads 'customer' as '$.customer'; BigQuery refuses it
+        for function, path in re.findall(r"(JSON_\w+)\s*\(\s*\w+\s*,\s*'([^']*)'", sql, re.IGNORECASE):
+            if not path.startswith("$"):
+                found.append(f"{function}(..., '{path}'): a JSONPath starts with '$'")
+    found += [
+        f"{column.sql(dialect)}: a JSON key is read with a JSON function or operator, not as a column"
+        for column in tree.find_all(exp.Column)
+        if column.table.lower() in json_fields()
+    ]
     return found
 
 
@@ -166,6 +214,15 @@ def test_each_readme_block_would_run_in_its_warehouse(question: str, warehouse: 
         ("postgres", 'SELECT "sipMinutes" FROM billingdaily', "sipMinutes' could not be resolved"),
         ("duckdb", "SELECT date_trunk('week', date) FROM agentdaily", "unknown function"),
         ("duckdb", "SELECT date FROM main.agentdaily", "unqualified"),
+        ("duckdb", "SELECT metadata->'customer' AS customer FROM calls", "use ->>"),
+        ("postgres", "SELECT metadata->>'Customer' FROM calls", "no metadata key 'Customer'"),
+        ("postgres", "SELECT agentid->>'customer' FROM calls", "is not a JSON column"),
+        ("snowflake", "SELECT metadata:customer AS customer FROM calls", "::STRING"),
+        ("snowflake", "SELECT COALESCE(metadata:customer, 'none') FROM calls", "is a VARIANT"),
+        ("snowflake", "SELECT metadata:Customer::STRING FROM calls", "no metadata key 'Customer'"),
+        ("bigquery", "SELECT JSON_VALUE(metadata, 'customer') FROM ultravox_usage.calls", "starts with '$'"),
+        ("bigquery", "SELECT JSON_QUERY(metadata, '$.customer') FROM ultravox_usage.calls", "use JSON_VALUE"),
+        ("bigquery", "SELECT metadata.customer FROM ultravox_usage.calls", "not as a column"),
     ],
 )
 def test_the_checks_catch_what_would_break(dialect: str, sql: str, problem: str) -> None:
@@ -181,11 +238,18 @@ def test_the_checks_catch_what_would_break(dialect: str, sql: str, problem: str)
         ("bigquery", "SELECT `date`, billedminutes FROM `ultravox_usage.daily`"),
         ("bigquery", "SELECT DATE(bucketStart) AS day FROM ultravox_usage.concurrency WHERE bucket = 'hour'"),
         ("postgres", 'SELECT "date", agentName FROM agentdaily'),
+        ("postgres", "SELECT metadata->>'customer' AS customer FROM calls GROUP BY 1"),
+        (
+            "snowflake",
+            "SELECT GET_PATH(metadata, 'customer')::VARCHAR AS c, metadata:tier::STRING FROM calls",
+        ),
+        ("bigquery", "SELECT JSON_EXTRACT_SCALAR(metadata, '$.campaign') AS c FROM ultravox_usage.calls"),
     ],
 )
 def test_the_checks_pass_what_would_run(dialect: str, sql: str) -> None:
     """No false alarm on what the warehouse resolves: quoted aliases, unquoted names in any case
-    where the warehouse folds them, BigQuery backticks, single-quoted strings."""
+    where the warehouse folds them, BigQuery backticks, single-quoted strings, JSON read as text
+    in each warehouse's other spellings."""
     assert problems(sql, dialect) == []
 
 
@@ -252,6 +316,12 @@ def run_snowflake(connection: Any, sql: str) -> list[dict[str, Any]]:
 # -- 2. README Snowflake SQL on the busy sync's rows -----------------------------------------------
 
 
+def as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value) if isinstance(value, dict) else str(value)
+
+
 @pytest.fixture(scope="module")
 def readme_snowflake(busy_sync: BusySync, fake_snowflake: None) -> Iterator[Any]:
     """A Snowflake schema holding the busy sync's rows as PyAirbyte's SnowflakeCache holds them:
@@ -269,9 +339,10 @@ def readme_snowflake(busy_sync: BusySync, fake_snowflake: None) -> Iterator[Any]
             columns = ", ".join(f"{name.upper()} {snowflake_types()[name]}" for name in props)
             connection.cursor().execute(f"CREATE TABLE {stream.upper()} ({columns})")
             rows = duck.execute(text(f"SELECT {', '.join(props).lower()} FROM main.{stream.lower()}"))  # noqa: S608
-            # Loaded as text and cast by the column types, as a COPY of a CSV file would be.
+            # Loaded as text and cast by the column types, as a COPY of a CSV file would be; an
+            # object as its JSON text (the VARIANT is parsed from it), a null as a null.
             frame = pd.DataFrame(
-                [[str(value) for value in row] for row in rows], columns=[n.upper() for n in props]
+                [[as_text(value) for value in row] for row in rows], columns=[n.upper() for n in props]
             )
             assert write_pandas(connection, frame, stream.upper())[2] == len(busy_sync.tables[stream])
     yield connection
@@ -279,7 +350,7 @@ def readme_snowflake(busy_sync: BusySync, fake_snowflake: None) -> Iterator[Any]
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_the_readme_snowflake_sql_answers_the_three_questions(
+def test_the_readme_snowflake_sql_answers_each_question(
     busy_sync: BusySync, readme_snowflake: Any, question: str
 ) -> None:
     got = answer_rows(question, run_snowflake(readme_snowflake, readme_queries()[question]["Snowflake"]))
