@@ -36,22 +36,6 @@ def readme_queries() -> dict[str, dict[str, str]]:
     return found
 
 
-# The rows the docs page's warehouse table still lacks for the ledger streams (calls, invoices,
-# account), as they are to be added there, below its other rows. Until they are, the type tests
-# hold the new columns to these rows (the DuckDB, PostgreSQL and Snowflake columns to what the
-# caches create, BigQuery's to what PyAirbyte's load job declares); the Airbyte columns are from
-# the destinations' documentation, not run here. test_loaders.py fails as soon as the page lists
-# any of these fields: then delete the rows here.
-PENDING_ROWS = """
-| `callId`, `endReason`, `billedDuration`, `billingStatus`, `voice`, `model`, `mediumKind`, `sipBilledDuration`, `sipTerminationReason`, `invoiceNumber`, `billingReason`, `invoiceStatus`, `accountId`, `name`, `freeTimeUsed`, `freeTimeRemaining`, `subscriptionTier`, `subscriptionCadence` | `string`; the calls' and the subscription's may be `null` | `VARCHAR` | `character varying` | `VARCHAR` | `STRING` | `character varying` | `VARCHAR` | `STRING` |
-| `billedSideInputTokens`, `billedSideOutputTokens`, `amount`, `activeCalls`, `allowedConcurrentCalls`, `allowedVoices`, `allowedCorpora` | `integer`; all but `amount` and `activeCalls` may be `null` | `BIGINT` | `bigint` | `NUMBER(38,0)` | `INTEGER` (INT64) | `bigint` | `NUMBER(38,0)` | `INT64` |
-| `billedDurationSeconds`, `sipBilledDurationSeconds`, `freeTimeUsedSeconds`, `freeTimeRemainingSeconds` | `number`; the calls' may be `null` | `DECIMAL(38,9)` | `numeric(38,9)` | `NUMBER(38,9)` | `DECIMAL(38, 9)`: refused, see below | `numeric` | `FLOAT` | `NUMERIC` |
-| `created`, `joined`, `ended`, `invoiceDate`, `subscriptionExpiration`, `subscriptionScheduledUpdate`, `subscriptionRenewal`, `readAt` | `string`, `format: date-time`, `timestamp_with_timezone`; all but `created`, `invoiceDate`, `readAt` may be `null`; microseconds kept where sent | `TIMESTAMP` (microseconds) | `timestamp without time zone` (microseconds) | `TIMESTAMP_NTZ` (nanoseconds) | `TIMESTAMP` (microseconds) | `timestamp with time zone` | `TIMESTAMP_TZ` | `TIMESTAMP` |
-| `hasActiveSubscription` | `boolean` | `BOOLEAN` | `boolean` | `BOOLEAN` | `BOOLEAN` | `boolean` | `BOOLEAN` | `BOOL` |
-| `metadata` | `object` of strings | `JSON`: `metadata->>'customer'` | `json`: `metadata->>'customer'` | `VARIANT`: `metadata:customer::STRING` | `JSON`: `JSON_VALUE(metadata, '$.customer')` | `jsonb` | `OBJECT` | `JSON` |
-"""  # noqa: E501  - table rows, one a line
-
-
 def _table_rows(lines: list[str]) -> list[list[str]]:
     rows = []
     for line in lines:
@@ -61,7 +45,11 @@ def _table_rows(lines: list[str]) -> list[list[str]]:
     return rows
 
 
-def _types(header: list[str], body: list[list[str]], column: str) -> dict[str, str]:
+def documented_types(column: str) -> dict[str, str]:
+    """The docs page's warehouse table, one column of it (e.g. "PostgreSQL (PyAirbyte)"):
+    {field name: type}, the type being the cell's first `quoted` value (a note may follow it)."""
+    rows = _table_rows(DOCS.read_text().split("<!-- warehouse-types", 1)[1].splitlines()[1:])
+    header, body = rows[0], rows[2:]
     at = header.index(column)
     types: dict[str, str] = {}
     for row in body:
@@ -69,22 +57,3 @@ def _types(header: list[str], body: list[list[str]], column: str) -> dict[str, s
         for name in re.findall(r"`([^`]+)`", row[0]):
             types[name] = re.findall(r"`([^`]+)`", row[at])[0]
     return types
-
-
-def page_types(column: str) -> dict[str, str]:
-    """The docs page's warehouse table, one column of it (e.g. "PostgreSQL (PyAirbyte)"):
-    {field name: type}, the type being the cell's first `quoted` value (a note may follow it)."""
-    rows = _table_rows(DOCS.read_text().split("<!-- warehouse-types", 1)[1].splitlines()[1:])
-    return _types(rows[0], rows[2:], column)
-
-
-def pending_types(column: str) -> dict[str, str]:
-    """PENDING_ROWS, read as the page's table is."""
-    header = _table_rows(DOCS.read_text().split("<!-- warehouse-types", 1)[1].splitlines()[1:])[0]
-    return _types(header, _table_rows(PENDING_ROWS.strip().splitlines()), column)
-
-
-def documented_types(column: str) -> dict[str, str]:
-    """What the docs page tells users each field becomes in one column of its warehouse table,
-    with PENDING_ROWS for the fields it does not list yet."""
-    return {**pending_types(column), **page_types(column)}

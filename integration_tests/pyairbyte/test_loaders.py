@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from integration_tests.pyairbyte.docs import PENDING_ROWS, documented_types, page_types, pending_types
+from integration_tests.pyairbyte.docs import documented_types
 from integration_tests.pyairbyte.expected import stream_fields
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Python version:FutureWarning")
@@ -28,15 +28,6 @@ def test_bigquery_types_are_the_ones_the_docs_page_lists() -> None:
     }
     assert declared == {name: documented[name] for name in declared}
     assert declared["billedMinutes"] == "DECIMAL(38, 9)"
-
-
-def test_the_pending_rows_are_not_on_the_docs_page_yet() -> None:
-    """docs.PENDING_ROWS stand in for rows the docs page's warehouse table lacks: once the page
-    lists any of their fields, this fails, so that they are deleted and the page is what is tested."""
-    for column in ("DuckDB (PyAirbyte)", "Snowflake (PyAirbyte)", "BigQuery (Airbyte)"):
-        listed = set(pending_types(column)) & set(page_types(column))
-        assert not listed, f"the docs page now lists {sorted(listed)}: delete PENDING_ROWS in docs.py"
-    assert PENDING_ROWS.count("\n|") == 6
 
 
 @pytest.mark.parametrize("stream", list(stream_fields()))
