@@ -29,6 +29,9 @@ STREAMS = {
     "agentDaily": {"primary_key": [["agentId"], ["date"]], "cursor_field": ["date"]},
     "concurrency": {"primary_key": [["bucketStart"], ["bucket"]], "cursor_field": ["bucketStart"]},
     "billingDaily": {"primary_key": [["date"]], "cursor_field": ["date"]},
+    "calls": {"primary_key": [["callId"]], "cursor_field": ["created"]},
+    "invoices": {"primary_key": [["invoiceNumber"]], "cursor_field": []},
+    "account": {"primary_key": [["accountId"], ["readAt"]], "cursor_field": []},
 }
 
 
@@ -113,6 +116,13 @@ def follow_clock(clock: datetime.datetime) -> None:
     header where it needs it (the zero rows)."""
     from airbyte_cdk.sources.declarative.interpolation import macros
 
+    macros.datetime = clock_module(clock)  # type: ignore[attr-defined]
+
+
+def clock_module(clock: datetime.datetime) -> types.ModuleType:
+    """A `datetime` module whose `datetime.now()` is `clock`: what `follow_clock` gives the
+    manifest's macros (an in-process test sets it with monkeypatch, which puts the real one back)."""
+
     class AnyDatetime(type):
         def __instancecheck__(cls, value: object) -> bool:
             return isinstance(value, datetime.datetime)
@@ -126,7 +136,7 @@ def follow_clock(clock: datetime.datetime) -> None:
     module = types.ModuleType("datetime")
     module.__dict__.update(vars(datetime))
     module.datetime = ClockDatetime  # type: ignore[attr-defined]
-    macros.datetime = module  # type: ignore[attr-defined]
+    return module
 
 
 # A short range ending on the sandbox fixture's today: four windows of 7 days (7 + 7 + 7 + 2).

@@ -90,6 +90,9 @@ SANDBOX_ENDPOINTS = {
     "/api/agents/usage",
     "/api/accounts/me/usage/concurrency",
     "/api/accounts/me/billing/usage",
+    "/api/calls",
+    "/api/accounts/me/billing/invoices",
+    "/api/accounts/me",
 }
 
 

@@ -6,9 +6,11 @@ The config is the user's plus `__injected_declarative_manifest`, `__command` (`r
 or `test_read`), `__test_read_config` (the limits) and `__injected_components_py` with its md5;
 custom code runs only with AIRBYTE_ENABLE_UNSAFE_CODE=true. The answer is one RECORD whose data is
 the resolved manifest or the StreamRead (slices -> pages -> request, response, records; logs).
-A test read shows every window as a slice of one page (the API is not paginated) with its request
-and response, the same records as the console script, within the user's limits, with no warning,
-and the API key never appears."""
+A test read shows every window of an aggregate stream as a slice of one page (those endpoints are
+not paginated), and every window of calls as a slice of its pages, each the request of the previous
+page's `next`; invoices and account are a slice of one page; each page with its request and
+response, the same records as the console script, within the user's limits, with no warning, and
+the API key never appears."""
 
 from __future__ import annotations
 
@@ -22,13 +24,23 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 import yaml
 from airbyte_cdk.sources.declarative.parsers.custom_code_compiler import AirbyteCustomCodeNotPermittedError
 
 from integration_tests.cli import SHORT_RANGE, STREAMS, CliResult, configured_catalog, run_cli, sandbox_config
 from integration_tests.manifest_only_env import manifest_only_python
 from integration_tests.test_end_to_end import expected_windows
-from ultravox_sandbox import AGENT_USAGE_PATH, BILLING_USAGE_PATH, CONCURRENCY_PATH, USAGE_PATH, Sandbox
+from ultravox_sandbox import (
+    ACCOUNT_PATH,
+    AGENT_USAGE_PATH,
+    BILLING_USAGE_PATH,
+    CALLS_PATH,
+    CONCURRENCY_PATH,
+    INVOICES_PATH,
+    USAGE_PATH,
+    Sandbox,
+)
 
 PACKAGE = Path(__file__).resolve().parents[1] / "source_ultravox_usage"
 START, END = SHORT_RANGE["start_date"], SHORT_RANGE["end_date"]
@@ -43,19 +55,30 @@ PATHS = {
     "agentDaily": AGENT_USAGE_PATH,
     "concurrency": CONCURRENCY_PATH,
     "billingDaily": BILLING_USAGE_PATH,
+    "calls": CALLS_PATH,
+    "invoices": INVOICES_PATH,
+    "account": ACCOUNT_PATH,
 }
+# The streams of the paginated list endpoints, and the rest (the aggregates: one page a window).
+LISTS = ("calls", "invoices", "account")
+AGGREGATES = tuple(name for name in STREAMS if name not in LISTS)
+# calls: the range's four windows of 7 days (about 140 calls each in the `sandbox` fixture's log)
+# in pages of 40, so that every slice has several pages, fewer than ENOUGH's max_pages_per_slice.
+LIST_CONFIG = {"calls_window_days": 7, "calls_page_size": 40}
 TIMEOUT = 120
 
 
 # -- the Builder's request and answer -------------------------------------------------------------
 
 
-def builder_config(box: Sandbox, command: str, limits: dict[str, int] | None = None) -> dict[str, Any]:
+def builder_config(
+    box: Sandbox, command: str, limits: dict[str, int] | None = None, **overrides: Any
+) -> dict[str, Any]:
     """The user's config as the Builder sends it: with the manifest, the command, the test-read
     limits and components.py with its checksum."""
     components = (PACKAGE / "components.py").read_text()
     return {
-        **sandbox_config(box),
+        **sandbox_config(box, **overrides),
         "__injected_declarative_manifest": yaml.safe_load((PACKAGE / "manifest.yaml").read_text()),
         "__command": command,
         "__test_read_config": limits or {},
@@ -95,12 +118,13 @@ def run_builder(
     stream: str = "daily",
     limits: dict[str, int] | None = None,
     unsafe_code: bool = True,
+    **overrides: Any,
 ) -> CliResult:
     """The Builder's command on `stream`; the sandbox's log then holds its requests only."""
     env = {name: value for name, value in os.environ.items() if name != UNSAFE_CODE}
     if unsafe_code:
         env[UNSAFE_CODE] = "true"
-    config = builder_config(box, command, limits)
+    config = builder_config(box, command, limits, **overrides)
     box.clear_log()
     return run_cli(
         "read", config, builder_catalog(stream), timeout=TIMEOUT, program=builder_program(), env=env
@@ -123,9 +147,9 @@ def builder_answer(result: CliResult, box: Sandbox) -> dict[str, Any]:
     return answers[0]["record"]["data"]
 
 
-def read_in_builder(box: Sandbox, stream: str, limits: dict[str, int]) -> dict[str, Any]:
+def read_in_builder(box: Sandbox, stream: str, limits: dict[str, int], **overrides: Any) -> dict[str, Any]:
     """The StreamRead of a test read of `stream`."""
-    return builder_answer(run_builder(box, "test_read", stream, limits), box)
+    return builder_answer(run_builder(box, "test_read", stream, limits, **overrides), box)
 
 
 def warnings(result_messages: list[dict[str, Any]], stream_read: dict[str, Any] | None = None) -> list[str]:
@@ -160,8 +184,8 @@ def served(box: Sandbox, stream: str, query: dict[str, list[str]]) -> Any:
     return truth.get(stream, box.ground_truth)(query)
 
 
-def console_script_records(box: Sandbox, stream: str) -> list[dict[str, Any]]:
-    result = run_cli("read", sandbox_config(box), configured_catalog([stream]), timeout=TIMEOUT)
+def console_script_records(box: Sandbox, stream: str, **overrides: Any) -> list[dict[str, Any]]:
+    result = run_cli("read", sandbox_config(box, **overrides), configured_catalog([stream]), timeout=TIMEOUT)
     assert result.returncode == 0 and result.errors == [], result.errors
     return result.records(stream)
 
@@ -209,7 +233,7 @@ def test_resolve_manifest_loads_the_injected_files(sandbox: Sandbox) -> None:
     assert sandbox.requests == []
 
 
-@pytest.mark.parametrize("stream", list(STREAMS))
+@pytest.mark.parametrize("stream", AGGREGATES)
 def test_a_test_read_shows_the_console_scripts_records_page_by_page(sandbox: Sandbox, stream: str) -> None:
     expected = console_script_records(sandbox, stream)
     stream_read = read_in_builder(sandbox, stream, ENOUGH)
@@ -217,6 +241,83 @@ def test_a_test_read_shows_the_console_scripts_records_page_by_page(sandbox: San
     assert_one_page_per_window(sandbox, stream, stream_read, expected_queries(stream))
     assert stream_read["test_read_limit_reached"] is False
     assert warnings([], stream_read) == []
+
+
+def page_queries(stream: str) -> list[dict[str, list[str]]]:
+    """The query of each slice's first page."""
+    if stream == "calls":
+        return [
+            {**window_query(stream, *w), "pageSize": [str(LIST_CONFIG["calls_page_size"])]} for w in WINDOWS
+        ]
+    return [{"pageSize": ["100"]}] if stream == "invoices" else [{}]
+
+
+def as_written(records: list[dict[str, Any]], stream: str) -> list[dict[str, Any]]:
+    """Records as the console script writes them: the CDK leaves a null field out of the record
+    it writes, and the Builder shows it; account's readAt aside (each read stamps its own)."""
+    return [
+        {k: v for k, v in record.items() if v is not None and not (stream == "account" and k == "readAt")}
+        for record in records
+    ]
+
+
+KEYS = {"calls": "callId", "invoices": "invoiceNumber"}
+
+
+@pytest.mark.parametrize("stream", LISTS)
+def test_a_test_read_of_a_list_shows_each_slices_pages(sandbox: Sandbox, stream: str) -> None:
+    """calls: a slice per window, several pages each, the first page the window's query, each later
+    one the previous page's `next` as the API sent it; invoices and account: one slice of one page.
+    Every page shows the request sent and the sandbox's answer to it, and the records are the
+    console script's."""
+    expected = console_script_records(sandbox, stream, **LIST_CONFIG)
+    stream_read = read_in_builder(sandbox, stream, ENOUGH, **LIST_CONFIG)
+    got = records_of(stream_read)
+    if stream == "account":
+        assert [len(r["readAt"]) for r in got] == [len("2025-03-04T15:55:00Z")]
+    assert canonical(as_written(got, stream)) == canonical(as_written(expected, stream))
+    queries = page_queries(stream)
+    slices = stream_read["slices"]
+    assert len(slices) == len(queries)
+    sent = []
+    for s, query in zip(slices, queries, strict=True):
+        pages = s["pages"]
+        if stream == "calls":
+            assert 1 < len(pages) <= ENOUGH["max_pages_per_slice"] or s is slices[-1], "pages per slice"
+        else:
+            assert len(pages) == 1
+        link = None
+        for number, page in enumerate(pages):
+            request, response = page["request"], page["response"]
+            assert request is not None and response is not None
+            url = urlsplit(request["url"])
+            assert f"{url.scheme}://{url.netloc}{url.path}" == sandbox.origin + PATHS[stream]
+            # The first page: the window's query; a later one: the previous page's next, as sent
+            # (the sandbox's next keeps the filters by default, so nothing is added to it).
+            assert parse_qs(url.query) == (query if number == 0 else parse_qs(urlsplit(link).query))
+            assert {name.lower(): value for name, value in request["headers"].items()}["x-api-key"] == "****"
+            assert (request["http_method"], response["status"]) == ("GET", 200)
+            body = json.loads(response["body"])
+            assert body == served_page(sandbox, request["url"])
+            if stream == "account":
+                assert [r["accountId"] for r in page["records"]] == [body["accountId"]]
+            else:
+                key = KEYS[stream]
+                assert [r[key] for r in page["records"]] == [r[key] for r in body["results"]]
+            link = body.get("next")
+            sent.append((url.path, parse_qs(url.query)))
+        assert link is None, "a slice ends on its last page"
+    assert [(r.path, r.query, r.status) for r in sandbox.requests[: len(sent)]] == [(*q, 200) for q in sent]
+    assert stream_read["test_read_limit_reached"] is False
+    assert warnings([], stream_read) == []
+
+
+def served_page(box: Sandbox, url: str) -> Any:
+    """The sandbox's answer to that page's URL, asked again (the clock has not moved); the
+    sandbox's log then holds this request too, after the Builder's."""
+    response = requests.get(url, headers={"X-API-Key": box.api_key}, timeout=10)
+    assert response.status_code == 200
+    return response.json()
 
 
 def test_a_test_read_logs_no_warning(sandbox: Sandbox) -> None:

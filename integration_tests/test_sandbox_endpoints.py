@@ -1137,11 +1137,12 @@ def test_redirect_and_request_log_on_the_new_paths(box: Sandbox) -> None:
     assert parse_qs(location.query) == {"fromDate": ["2025-02-01"]}
 
 
-def test_reject_window_fault_applies_to_agent_usage_only(box: Sandbox) -> None:
+def test_reject_window_fault_applies_to_agent_usage_and_the_calls_list_only(box: Sandbox) -> None:
     box.faults = Faults(reject_window_days_over=30)
-    resp = get(box, AGENTS, {"fromDate": "2025-01-01", "toDate": "2025-01-31"})
-    assert (resp.status_code, resp.json()) == (400, {"detail": "Date range too large"})
-    assert get(box, AGENTS, {"fromDate": "2025-01-01", "toDate": "2025-01-30"}).status_code == 200
+    for path in (AGENTS, "/calls"):
+        resp = get(box, path, {"fromDate": "2025-01-01", "toDate": "2025-01-31"})
+        assert (resp.status_code, resp.json()) == (400, {"detail": "Date range too large"}), path
+        assert get(box, path, {"fromDate": "2025-01-01", "toDate": "2025-01-30"}).status_code == 200, path
     assert get(box, BILLING, {"fromDate": "2024-12-01", "toDate": "2025-03-01"}).status_code == 200
     assert get(box, CONCURRENCY, {"bucket": "day", "start": "2024-12-01"}).status_code == 200
 

@@ -57,6 +57,7 @@ from integration_tests.cli import STREAMS as CATALOG_STREAMS
 from integration_tests.cli import ForkedCli
 from integration_tests.test_end_to_end import config_for, dates, pk, written
 from integration_tests.test_interrupted_sync import Run, read_and_kill
+from integration_tests.test_ledger import as_record
 from integration_tests.test_usage_picture import agent_truth, billing_truth, concurrency_truth
 from ultravox_sandbox import Faults, Sandbox, generate_calls
 from ultravox_sandbox.calls import MAX_DURATION_S
@@ -68,8 +69,8 @@ SEED_ENV = "SCHEDULED_SYNC_SEED"
 # retries themselves are test_faults.py's.
 STORMS_ENV = "SCHEDULED_SYNC_STORMS"
 DAYS = 90
-STREAMS = tuple(CATALOG_STREAMS)  # all six: allTime, then the incremental ones
-INCREMENTAL = STREAMS[1:]
+STREAMS = tuple(CATALOG_STREAMS)  # all nine: allTime, the incremental ones, invoices and account
+INCREMENTAL = tuple(name for name in STREAMS if CATALOG_STREAMS[name]["cursor_field"])
 # Airbyte's attempts per sync (see Destination).
 ATTEMPTS = 3
 FAULT_SHARE = 0.2
@@ -111,6 +112,9 @@ MAIN, FUTURE, NO_LOOKBACK = (v.name for v in VARIANTS)
 DELETION_SHARE = 0.5
 # Small windows of parallel work: the runtime is in the ~200 attempts' starts, not in the requests.
 WINDOW_DAYS, NUM_WORKERS = 30, 3
+# The ledger's windows as long, read in pages of the default calls_page_size (500): a first sync's
+# 30 days of about 20 calls a day are two pages.
+CALLS_WINDOW_DAYS = 30
 
 
 # -- the plan: one seed gives the account, the clock of every sync and every fault ---------------
@@ -333,24 +337,38 @@ class Destination:
     - Incremental streams are Append + Deduped: one row per primary key, the last committed one
       (Airbyte sorts on the cursor and keeps the latest row; every cursor here is part of its
       primary key, so the latest extracted wins).
-    - allTime is Full Refresh | Overwrite: its table is replaced by the records of an attempt that
-      succeeded (the platform swaps the new table in only at the end of a successful sync)."""
+    - allTime and invoices are Full Refresh | Overwrite: their table is replaced by the records of
+      an attempt that succeeded (the platform swaps the new table in only at the end of a
+      successful sync).
+    - account is Full Refresh | Append: the rows of each successful sync are added. (Airbyte may
+      also keep the row of a failed attempt that the destination committed; every attempt of a
+      sync reads the sandbox at the same clock, so such a row would repeat readAt. Left out here.)
+    - calls is keyed on (created, callId) rather than callId alone: the same rows (a call's
+      created never changes), and the day of each key is at hand for the lookback 0 run."""
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[Key, dict[str, Any]]] = {s: {} for s in INCREMENTAL}
         self.all_time: list[dict[str, Any]] = []
+        self.invoices: list[dict[str, Any]] = []
+        self.accounts: list[dict[str, Any]] = []
         self.state: dict[str, dict[str, Any]] = {}
 
     def commit(self, run: Run, succeeded: bool) -> None:
         for stream in INCREMENTAL:
             for record in run.committed[stream] + (run.pending[stream] if succeeded else []):
-                self.tables[stream][pk(stream, record)] = record
+                self.tables[stream][table_key(stream, record)] = record
         self.state.update(run.state)
         if succeeded:
             self.all_time = run.committed["allTime"] + run.pending["allTime"]
+            self.invoices = run.committed["invoices"] + run.pending["invoices"]
+            self.accounts += run.committed["account"] + run.pending["account"]
 
     def state_file(self) -> list[dict[str, Any]] | None:
         return list(self.state.values()) or None
+
+
+def table_key(stream: str, record: dict[str, Any]) -> Key:
+    return (record["created"], record["callId"]) if stream == "calls" else pk(stream, record)
 
 
 # -- the truth -----------------------------------------------------------------------------------
@@ -376,8 +394,9 @@ def truth(box: Sandbox, config: dict[str, Any]) -> tuple[dict[str, dict[Key, dic
         "agentDaily": agent_truth(box, start, until_today),
         "concurrency": concurrency_truth(box, start, until_today, "hour"),
         "billingDaily": billing_truth(box, start, until_today),
+        "calls": [as_record(c) for c in box.calls_truth(dates(start, until_today))],
     }
-    tables = {s: {pk(s, r): r for r in rows[s]} for s in INCREMENTAL}
+    tables = {s: {table_key(s, r): r for r in rows[s]} for s in INCREMENTAL}
     all_time = {**windowed["allTime"], "durationSeconds": seconds(windowed["allTime"])}
     return tables, [{**all_time, "fromDate": config["start_date"], "toDate": until_today.isoformat()}]
 
@@ -400,6 +419,8 @@ class Comparison:
     equal: int = 0
     missing: int = 0  # in the truth, not in the table
     extra: int = 0  # in the table, not in the truth
+    # calls rows of calls deleted since they were synced: the ledger keeps them (no tombstones).
+    deleted_kept: int = 0
     examples: list[str] = field(default_factory=list)
     differing: list[tuple[str, Key]] = field(default_factory=list)
 
@@ -408,7 +429,12 @@ class Comparison:
         return self.rows - self.equal
 
 
-def compare(destination: Destination, box: Sandbox, config: dict[str, Any]) -> Comparison:
+def compare(
+    destination: Destination, box: Sandbox, config: dict[str, Any], deleted: set[str] | None = None
+) -> Comparison:
+    """Every incremental table row for row, allTime, invoices, and account's last row. A call of
+    `deleted` (deleted from the API after a sync listed it) may stay in the calls table: the ledger
+    has no tombstones, so such a row is counted apart, not as extra; any other extra row differs."""
     tables, all_time = truth(box, config)
     found = Comparison()
     for stream in INCREMENTAL:
@@ -416,6 +442,9 @@ def compare(destination: Destination, box: Sandbox, config: dict[str, Any]) -> C
         if stream == "agentDaily":
             held, expected = without_empty_agent_days(held), without_empty_agent_days(expected)
         for key in [*expected, *(held.keys() - expected.keys())]:
+            if stream == "calls" and key not in expected and key[1] in (deleted or set()):
+                found.deleted_kept += 1
+                continue
             found.rows += 1
             if same(held.get(key), expected.get(key)):
                 found.equal += 1
@@ -431,6 +460,28 @@ def compare(destination: Destination, box: Sandbox, config: dict[str, Any]) -> C
     else:
         found.examples.append(f"allTime: table {destination.all_time} != truth {all_time}")
         found.differing.append(("allTime", ()))
+    # invoices: overwritten by each successful sync, the bill as the API lists it now.
+    invoices = [{k: v for k, v in i.items() if k != "invoiceUrl"} for i in box.invoices_truth()]
+    found.rows += 1
+    if destination.invoices == invoices:
+        found.equal += 1
+    else:
+        found.examples.append(f"invoices: table {destination.invoices} != truth {invoices}")
+        found.differing.append(("invoices", ()))
+    # account: appended; its last row is the account at this sync's clock.
+    account = box.account_truth()
+    expected_account = {
+        **{k: v for k, v in account.items() if k != "billingUrl" and v is not None},
+        "freeTimeUsedSeconds": float(account["freeTimeUsed"].removesuffix("s")),
+        "freeTimeRemainingSeconds": float(account["freeTimeRemaining"].removesuffix("s")),
+        "readAt": box.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    found.rows += 1
+    if destination.accounts and destination.accounts[-1] == expected_account:
+        found.equal += 1
+    else:
+        found.examples.append(f"account: last row {destination.accounts[-1:]} != truth {expected_account}")
+        found.differing.append(("account", ()))
     return found
 
 
@@ -459,7 +510,7 @@ class Simulation:
     days: list[Day] = field(default_factory=list)
     failure: str | None = None
     seconds: float = 0.0
-    deleted: int = 0  # calls deleted between syncs
+    deleted: set[str] = field(default_factory=set)  # calls deleted between syncs
     emptied: set[tuple[str, ...]] = field(default_factory=set)  # days and (day, hour)s left without calls
     destination: Destination | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the last sync's
@@ -480,7 +531,13 @@ def summary(plan: Plan, name: str, day: Day) -> str:
 
 
 def sync_one_day(
-    plan: Plan, box: Sandbox, destination: Destination, config: dict[str, Any], index: int, check: bool
+    plan: Plan,
+    box: Sandbox,
+    destination: Destination,
+    config: dict[str, Any],
+    index: int,
+    check: bool,
+    deleted: set[str] | None = None,
 ) -> Day:
     """Airbyte's job for one scheduled sync: up to 3 attempts, each a process of its own; then,
     if it succeeded and `check` says so, the destination compared with the truth."""
@@ -526,18 +583,20 @@ def sync_one_day(
     requests, seconds = box.request_count - requests_before, time.monotonic() - started
     day = Day(index, box.now, outcomes, used, requests, records, seconds, comparison=None)
     if check and day.succeeded:
-        day.comparison = compare(destination, box, config)
+        day.comparison = compare(destination, box, config, deleted)
     return day
 
 
-def delete_recent_calls(box: Sandbox, rng: random.Random, since: date) -> tuple[int, set[tuple[str, ...]]]:
+def delete_recent_calls(
+    box: Sandbox, rng: random.Random, since: date
+) -> tuple[set[str], set[tuple[str, ...]]]:
     """Deletes some calls created from `since` (the first day the next sync reads again) to now:
     a few calls, an hour's or a day's. Each agent with a call there keeps one, so the agents'
     zero days list its emptied days (the connector does not zero-fill agentDaily). Returns how
-    many calls went, and the days and (day, hour)s they left without calls."""
+    ids of the calls that went, and the days and (day, hour)s they left without calls."""
     recent = [c for c in box.calls if since <= c.created.date() and c.created <= box.now]
     if not recent:
-        return 0, set()
+        return set(), set()
     kind, pick = rng.choice(("calls", "hour", "day")), rng.choice(recent)
     chosen = {
         "calls": rng.sample(recent, min(len(recent), rng.randint(1, 3))),
@@ -558,7 +617,7 @@ def delete_recent_calls(box: Sandbox, rng: random.Random, since: date) -> tuple[
         days = {(c.created.date().isoformat(),) for c in calls}
         return days | {(c.created.date().isoformat(), str(c.created.hour)) for c in calls}
 
-    return len(chosen), buckets(chosen) - buckets(left)
+    return {c.call_id for c in chosen}, buckets(chosen) - buckets(left)
 
 
 def simulate(plan: Plan, variant: Variant, stop: threading.Event) -> Simulation:
@@ -582,7 +641,7 @@ def simulate(plan: Plan, variant: Variant, stop: threading.Event) -> Simulation:
                     since = plan.clocks[index - 1].date() - timedelta(days=variant.lookback)
                     box.now = max(box.now, clock - timedelta(hours=rng.uniform(1, 12)))
                     deleted, emptied = delete_recent_calls(box, rng, since)
-                    sim.deleted += deleted
+                    sim.deleted |= deleted
                     sim.emptied |= emptied
                 box.now = clock  # calls arrive, running calls end
                 # The sandbox's clock is not the machine's: end_date is its today, or a fixed day ahead.
@@ -594,10 +653,11 @@ def simulate(plan: Plan, variant: Variant, stop: threading.Event) -> Simulation:
                     lookback_days=variant.lookback,
                     window_days=WINDOW_DAYS,
                     num_workers=NUM_WORKERS,
+                    calls_window_days=CALLS_WINDOW_DAYS,
                 )
                 # Without lookback only the end counts: compared after the last day, not each one.
                 day = sync_one_day(
-                    plan, box, destination, config, index, variant.lookback > 0 or index == DAYS
+                    plan, box, destination, config, index, variant.lookback > 0 or index == DAYS, sim.deleted
                 )
                 sim.days.append(day)
                 print(summary(plan, variant.name, day), flush=True)
@@ -680,7 +740,17 @@ def test_ninety_days_of_scheduled_syncs_never_drift_from_the_truth(simulations) 
     emptied_days = {b for b in sim.emptied if len(b) == 1}
     assert emptied_days and len(sim.emptied) > len(emptied_days), f"seed {plan.seed}: {sim.emptied}"
     hours = len(sim.emptied) - len(emptied_days)
-    print(f"[{MAIN}] {sim.deleted} calls deleted, {len(emptied_days)} days and {hours} hours emptied")
+    # The ledger kept the rows of deleted calls it had synced (compare() counts an extra calls row
+    # apart only if its call was deleted: any other differs).
+    kept = [d.comparison.deleted_kept for d in succeeded if d.comparison is not None]
+    assert max(kept) > 0, f"seed {plan.seed}: no deleted call was in the ledger"
+    assert sim.destination is not None
+    # account: one row per successful sync, invoices the bill of the last one.
+    assert len(sim.destination.accounts) == len(succeeded)
+    print(
+        f"[{MAIN}] {len(sim.deleted)} calls deleted ({max(kept)} kept in the ledger), "
+        f"{len(emptied_days)} days and {hours} hours emptied"
+    )
 
 
 def test_a_future_end_date_loses_no_day(simulations) -> None:
@@ -723,6 +793,8 @@ def test_without_lookback_the_same_schedule_misses_late_data(simulations) -> Non
     def late(stream: str, key: Key) -> bool:
         if stream == "hourly":
             return key[0] in read_too_early and key[1] == 23
+        if stream == "calls":  # (created, callId): a call still running when its day was last read
+            return key[0][:10] in read_too_early
         date_of = {"daily": 0, "agentDaily": 1, "billingDaily": 0}.get(stream)
         return date_of is not None and key[date_of] in read_too_early
 

@@ -24,7 +24,7 @@ from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW
 # Distinctive, and deliberately not shaped like a real key (8 alnum + '.' + 32 alnum).
 CANARY = "secret-canary-7f3a9c-not-real"
 START, END = "2025-02-20", "2025-03-04"
-STREAMS = ("allTime", "daily", "hourly")
+STREAMS = ("allTime", "daily", "hourly", "calls", "invoices", "account")
 CLI_TIMEOUT = 90
 
 
@@ -93,7 +93,7 @@ def test_the_key_is_sent_and_never_printed_on_a_successful_sync(box: Sandbox) ->
     check, discover, read = results[:3]
     assert check.connection_status["status"] == "SUCCEEDED"
     assert discover.returncode == 0 and read.returncode == 0
-    assert read.records("daily")
+    assert all(read.records(stream) for stream in STREAMS)
     assert {r.headers.get("x-api-key") for r in box.requests} == {CANARY}
     assert_key_only_in_header(box)
 
@@ -201,6 +201,26 @@ def test_a_redirect_to_another_host_never_carries_the_key(box: Sandbox) -> None:
         check, read = results
         assert check.connection_status["status"] == "FAILED"
         assert any(e["failure_type"] == "config_error" for e in read.errors)
+
+
+def test_a_next_page_on_another_host_is_never_requested(box: Sandbox) -> None:
+    """The calls list's `next` names another server (a compromised or misconfigured API, a
+    proxy's rewrite): the connector stops with an error naming both origins before it sends a
+    request there, so the key never reaches that server. (invoices follows `next` by the same
+    strategy; the sandbox's few invoices fit one page of the 100 it asks for.)"""
+    with make_box(api_key=CANARY) as other:
+        box.faults = Faults(next_origin=other.origin)
+        config = config_for(box, calls_window_days=3, calls_page_size=5)
+        read = run_cli("read", config, configured_catalog(["calls"]), timeout=CLI_TIMEOUT)
+        assert_no_canary(read)
+        assert read.returncode == 1
+        # Each window's error (the stream's), then the CDK's summary of the failed streams.
+        of_calls = [e for e in read.errors if e.get("stream_descriptor") == {"name": "calls"}]
+        assert of_calls and {e["failure_type"] for e in of_calls} == {"system_error"}, read.errors
+        assert all(other.origin in e["message"] and box.origin in e["message"] for e in of_calls)
+        assert box.requests and all(r.path == "/api/calls" for r in box.requests)
+        assert other.requests == [], "a request went to the other host"
+        assert_key_only_in_header(box)
 
 
 def _non_loopback_address() -> str | None:

@@ -60,9 +60,10 @@ from airbyte_cdk.test.standard_tests._spec_lint import (
     get_single_spec,
 )
 
+from integration_tests.cli import STREAMS, clock_module
 from integration_tests.docker_image import image_under_test
 from source_ultravox_usage import SourceUltravoxUsage
-from ultravox_sandbox import Sandbox
+from ultravox_sandbox import ACCOUNT_PATH, INVOICES_PATH, USAGE_PATH, Sandbox
 from ultravox_sandbox.pytest_plugin import SANDBOX_HISTORY_START, SANDBOX_NOW, SANDBOX_SEED
 
 CONNECTOR_ROOT = Path(__file__).resolve().parents[1]
@@ -234,6 +235,16 @@ def _sandbox_config(box: Sandbox) -> dict[str, Any]:
     return {**_load_json(SAMPLE_CONFIG), "api_url": box.url, "api_key": box.api_key}
 
 
+@pytest.fixture
+def sandbox_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest's now_utc() and today_utc() read the suite sandbox's clock (cli.follow_clock,
+    undone after the test): account's readAt is then SANDBOX_NOW to the second, the same at every
+    run, and the snapshot of expected_records.jsonl can hold it as it is."""
+    from airbyte_cdk.sources.declarative.interpolation import macros
+
+    monkeypatch.setattr(macros, "datetime", clock_module(SANDBOX_NOW))
+
+
 def _read(box: Sandbox, state: list[dict[str, Any]] | None = None) -> EntrypointOutput:
     """A read of configured_catalog.json, with the source built like the console script builds it."""
     config = _sandbox_config(box)
@@ -253,16 +264,34 @@ def _record_lines(output: EntrypointOutput) -> list[dict[str, Any]]:
     ]
 
 
-STREAM_ORDER = {"allTime": 0, "daily": 1, "hourly": 2, "agentDaily": 3, "concurrency": 4, "billingDaily": 5}
+STREAM_ORDER = {
+    "allTime": 0,
+    "daily": 1,
+    "hourly": 2,
+    "agentDaily": 3,
+    "concurrency": 4,
+    "billingDaily": 5,
+    "calls": 6,
+    "invoices": 7,
+    "account": 8,
+}
+# Each stream's time field: the sort's second key.
+MOMENTS = ("date", "bucketStart", "created", "invoiceDate", "readAt")
 
 
-def _sort_key(line: dict[str, Any]) -> tuple[int, str, int, str]:
+def _sort_key(line: dict[str, Any]) -> tuple[int, str, int, str, str]:
     data = line["data"]
-    moment = data.get("date") or data.get("bucketStart", "")
-    return STREAM_ORDER[line["stream"]], moment, data.get("hour", -1), data.get("agentId", "")
+    moment = next((data[f] for f in MOMENTS if f in data), "")
+    return (
+        STREAM_ORDER[line["stream"]],
+        moment,
+        data.get("hour", -1),
+        data.get("agentId") or "",
+        data.get("callId", ""),
+    )
 
 
-def test_expected_records(suite_sandbox: Sandbox) -> None:
+def test_expected_records(suite_sandbox: Sandbox, sandbox_clock: None) -> None:
     """A first sync of sample_config's fixed range returns exactly expected_records.jsonl."""
     lines = sorted(_record_lines(_read(suite_sandbox)), key=_sort_key)
     if os.environ.get("UPDATE_EXPECTED_RECORDS") == "1":
@@ -290,6 +319,28 @@ def test_expected_records(suite_sandbox: Sandbox) -> None:
             "toDate": "2025-03-02",
         }
     ]
+    # The ledger: every call of the range once, each day's calls adding up to the day's row.
+    calls = by_stream["calls"]
+    assert len({c["callId"] for c in calls}) == len(calls)
+    daily = {d["date"]: d for d in by_stream["daily"]}
+    assert sorted({c["created"][:10] for c in calls}) == sorted(days)
+    for day, row in daily.items():
+        of_day = [c for c in calls if c["created"][:10] == day]
+        assert len(of_day) == row["totalCount"], day
+        assert sum(1 for c in of_day if c.get("joined")) == row["joinedCount"], day
+        billed = sum(c["billedDurationSeconds"] for c in of_day) / 60
+        assert billed == pytest.approx(row["billedMinutes"], abs=1e-6), day
+        billing = next(b for b in by_stream["billingDaily"] if b["date"] == day)
+        assert billed == pytest.approx(billing["minutes"], abs=1e-6), day
+    # The bill: one invoice a month from the history's start to the clock's month, the last unpaid.
+    invoices = sorted(by_stream["invoices"], key=lambda i: i["invoiceDate"])
+    assert [i["invoiceDate"][:7] for i in invoices] == ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03"]
+    assert [i["invoiceStatus"] for i in invoices] == ["paid"] * 4 + ["unpaid"]
+    assert len({i["invoiceNumber"] for i in invoices}) == len(invoices)
+    # The account once, read at the sandbox's clock.
+    (account,) = by_stream["account"]
+    assert account["readAt"] == SANDBOX_NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert account["freeTimeUsedSeconds"] + account["freeTimeRemainingSeconds"] == 1800
     assert len(lines) == len(expected)
     for got, want in zip(lines, sorted(expected, key=_sort_key), strict=True):
         assert (got["stream"], got["data"]) == (want["stream"], want["data"])
@@ -297,16 +348,26 @@ def test_expected_records(suite_sandbox: Sandbox) -> None:
 
 def test_abnormal_state_reads_nothing_and_keeps_it(suite_sandbox: Sandbox) -> None:
     """With cursors far in the future, the incremental streams request and read nothing, and keep their
-    state."""
+    state; the full-refresh streams (allTime, invoices, account) read as ever."""
     abnormal = _load_json(ABNORMAL_STATE)
+    assert sorted(s["stream"]["stream_descriptor"]["name"] for s in abnormal) == sorted(
+        name for name, keys in STREAMS.items() if keys["cursor_field"]
+    )
     suite_sandbox.clear_log()
     output = _read(suite_sandbox, state=abnormal)
-    streams = [line["stream"] for line in _record_lines(output)]
-    assert streams == ["allTime"], streams
-    # allTime's one request, for the configured range; no window of an incremental stream.
-    assert [(r.query.get("fromDate"), r.query.get("toDate")) for r in suite_sandbox.requests] == [
-        (["2025-02-24"], ["2025-03-02"])
-    ]
+    streams = {line["stream"] for line in _record_lines(output)}
+    assert streams == {"allTime", "invoices", "account"}, streams
+    # allTime's one request, for the configured range, the invoices' one page and the account; no
+    # window of an incremental stream.
+    assert sorted(
+        (r.path, r.query.get("fromDate"), r.query.get("toDate")) for r in suite_sandbox.requests
+    ) == sorted(
+        [
+            (USAGE_PATH, ["2025-02-24"], ["2025-03-02"]),
+            (INVOICES_PATH, None, None),
+            (ACCOUNT_PATH, None, None),
+        ]
+    )
     final = {}
     for message in output.state_messages:
         dumped = AirbyteStateMessageSerializer.dump(message.state)["stream"]

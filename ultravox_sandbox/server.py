@@ -84,9 +84,13 @@ class Faults:
     wrong_shape: bool = False
     non_json: bool = False
     redirect_to: str | None = None
-    # fromDate..toDate longer than this many days: 400, on /usage/calls and /agents/usage only
-    # (the other two paths have their own range rules: see the Sandbox switches).
+    # fromDate..toDate longer than this many days: 400, on /usage/calls, /agents/usage and
+    # /api/calls, the paths that take those filters (the other two have their own range rules: see
+    # the Sandbox switches).
     reject_window_days_over: int | None = None
+    # The list endpoints' next/previous links on this origin (`http://host:port`) instead of the
+    # request's: an answer that sends the client to another server.
+    next_origin: str | None = None
     # A dict body gets a "_pad" key of this many "x"; a list body (/agents/usage) as many
     # trailing spaces, so it stays the same JSON value.
     large_response_pad: int = 0
@@ -609,7 +613,7 @@ class Sandbox:
     def _check_window(
         calls: list[Call], now: datetime, query: dict[str, list[str]], limit: int | None
     ) -> None:
-        # The fault `reject_window_days_over`, for the two endpoints that take fromDate/toDate filters.
+        # The fault `reject_window_days_over`, for the endpoints that take fromDate/toDate filters.
         if limit is not None:
             f = parse_filters(query)
             lo = f.from_dt or (calls[0].created if calls else now)
@@ -646,11 +650,14 @@ class Sandbox:
         return billing_usage(calls, query, now, self.billing_empty_days, self.future_buckets)
 
     def _absolute(self, path: str) -> str:
+        if self._faults.next_origin:
+            return self._faults.next_origin.rstrip("/") + path
         host = getattr(self._request_host, "value", None) or self.origin.removeprefix("http://")
         return f"http://{host}{path}"
 
     def _list_calls(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
         calls, now = self._snapshot()
+        self._check_window(calls, now, query, limit)
         return calls_page(
             calls,
             query,
