@@ -255,11 +255,12 @@ def parse_messages(stdout: str) -> list[dict[str, Any]]:
 
 
 def comparable(result: CliResult) -> dict[str, Any]:
-    """Every message but its emission time, for comparing two runs of the connector: each stream's
-    own messages (records, states, statuses, errors) in their order, the other messages in theirs,
-    and the log lines as a sorted list. The CDK reads streams concurrently, even with one worker, so
-    the messages of different streams interleave differently from run to run. A trace's stack (file
-    paths differ) is reduced to its last line, the exception it ends in."""
+    """Every message but its emission time (and account's readAt), for comparing two runs of the
+    connector: each stream's own messages (records, states, statuses, errors) in their order, the
+    other messages in theirs, and the log lines as a sorted list. The CDK reads streams
+    concurrently, even with one worker, so the messages of different streams interleave differently
+    from run to run. A trace's stack (file paths differ) is reduced to its last line, the exception
+    it ends in."""
     streams: dict[str, list[dict[str, Any]]] = {}
     logs, others = [], []
     for message in result.messages:
@@ -267,6 +268,8 @@ def comparable(result: CliResult) -> dict[str, Any]:
         for kind in ("record", "trace"):
             if kind in message:
                 message[kind].pop("emitted_at", None)
+        if message.get("record", {}).get("stream") == "account":
+            message["record"]["data"].pop("readAt", None)  # each read stamps its own time
         error = message.get("trace", {}).get("error")
         if error and error.get("stack_trace"):
             error["stack_trace"] = error["stack_trace"].strip().splitlines()[-1]
