@@ -107,3 +107,103 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
     )
     assert "`source-ultravox-usage spec`" in proc.stdout
     assert re.search(r"^Machine: CPU .+; cores \d+", proc.stdout, re.M)
+
+
+# The ledger case at a tiny scale: 300 calls a day (below the rates large_daily_rates approximates,
+# so the log is the sandbox's own), pages of 50, 2 days (yesterday and today up to the clock).
+LEDGER_ROW = re.compile(
+    r"^\| (\d+) \| (connector|minimal) \| (\d+) \| (\d+) \| (\d+) \| ([^|]+) \| ([^|]+) \| (\d+) "
+    r"\| ([^|]+) \| "
+    r"([^|]+) \| ([^|]+) \|$"
+)
+LEDGER_HEADER = (
+    "| days | client | requests | expected | pages/window | wall s | CPU s | records | records/s "
+    "| peak RSS MB | ratio |"
+)
+GRID_HEADER = (
+    "| calls_window_days | calls_page_size | requests | windows | pages/window | floor s | wall s | CPU s "
+    "| peak RSS MB |"
+)
+SMALL_HEADER = (
+    "| calls_window_days | first sync requests | records | scheduled sync requests | windows read again |"
+)
+LEDGER_PER_DAY, LEDGER_PAGE, LEDGER_DAYS = 300, 50, (1, 2)
+
+
+def listed_per_day() -> dict[str, int]:
+    """Calls /api/calls lists per day of the benchmark's 2-day log, counted from the log itself."""
+    from datetime import timedelta
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.benchmark import NOW
+    from ultravox_sandbox import generate_calls
+
+    today = NOW.date()
+    calls = generate_calls(7, today - timedelta(days=1), today, LEDGER_PER_DAY)
+    counts: dict[str, int] = {}
+    for call in calls:
+        if call.created <= NOW:
+            counts[call.created.date().isoformat()] = counts.get(call.created.date().isoformat(), 0) + 1
+    return counts
+
+
+def test_quick_ledger_benchmark_same_records_and_pages() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--ledger", "--quick", "--days", *map(str, LEDGER_DAYS)]
+        + ["--calls-per-day", str(LEDGER_PER_DAY), "--calls-window-days", "1"]
+        + ["--calls-page-size", str(LEDGER_PAGE), "--num-workers", "2", "--latency", "0.01"]
+        + ["--grid-window-days", "1", "2", "--grid-page-sizes", "1000", "--small-days", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    per_day = listed_per_day()
+    today, yesterday = max(per_day), min(per_day)
+    pages = {day: -(-n // LEDGER_PAGE) for day, n in per_day.items()}
+    expected = {
+        1: (pages[today], per_day[today], pages[today]),
+        2: (sum(pages.values()), sum(per_day.values()), max(pages.values())),
+    }
+
+    rows = {}
+    for line in table(lines, LEDGER_HEADER):
+        match = LEDGER_ROW.match(line)
+        assert match, line
+        rows[(int(match[1]), match[2])] = match.groups()[2:]
+    assert set(rows) == {(n, c) for n in LEDGER_DAYS for c in ("connector", "minimal")}, proc.stdout
+    for n in LEDGER_DAYS:
+        connector, minimal = rows[(n, "connector")], rows[(n, "minimal")]
+        requests, records, longest = expected[n]
+        # requests, expected, pages of the longest window: the same for both clients, a page per 50 calls
+        assert connector[:3] == minimal[:3] == (str(requests), str(requests), str(longest)), (n, rows)
+        assert connector[5] == minimal[5] == str(records), "both clients print a record per call listed"
+        assert connector[8].startswith("wall ×") and minimal[8] == "1 (floor)"
+    assert re.search(r"^- PASS: calls: requests = sum over windows", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^- PASS: calls: the same records from both clients", proc.stdout, re.M)
+    assert re.search(
+        r"^- (PASS|FAIL): connector peak RSS flat as the history grows: 2 days", proc.stdout, re.M
+    )
+
+    # The scheduled sync after the 2-day sync: back to start_date (lookback 2), a window a day.
+    scheduled = re.search(
+        r"^Scheduled sync \(big account\): .*: (\d+) requests, (\d+) windows \(([^)]*)\)", proc.stdout, re.M
+    )
+    assert scheduled, proc.stdout
+    assert (int(scheduled[1]), int(scheduled[2])) == (sum(pages.values()), 2), scheduled[0]
+    assert scheduled[3] == f"{yesterday}..{yesterday}, {today}..{today}"
+
+    grid = [line.split(" | ") for line in table(lines, GRID_HEADER)]
+    assert [(row[0].strip("| "), row[1], row[2], row[3]) for row in grid] == [
+        ("1", "1000", "2", "2"),
+        ("2", "1000", "1", "1"),
+    ], grid
+
+    small = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, SMALL_HEADER)]
+    assert [row[0] for row in small] == ["1", "2"], small
+    # 5 days of a small account: a request a window; the next sync reads lookback_days + 1 = 3 days again
+    assert [row[1] for row in small] == ["5", "3"] and small[0][2] == small[1][2], small
+    assert [row[3] for row in small] == ["3", "2"], small
+    assert re.search(r"^Machine: CPU .+; cores \d+", proc.stdout, re.M)

@@ -43,6 +43,27 @@ which synced three streams.
 
 It prints Markdown tables, the machine, and PASS/FAIL for the targets; it exits 0 whatever the
 targets say unless --strict, and 2 when a run itself fails (a crash, records that differ).
+
+The ledger case (--ledger): the calls stream alone, at a big account's volume.
+
+    .venv/bin/python scripts/benchmark.py --ledger            # 1, 3, 7 days, 100,000 calls a day
+    .venv/bin/python scripts/benchmark.py --ledger --quick --calls-per-day 300   # 1, 2 days, 10 ms
+    .venv/bin/python scripts/benchmark.py --ledger --grid-window-days 1 3 7 --grid-page-sizes 100 500 1000
+
+A LedgerSandbox (this script's: the sandbox's log, built up to today only, at --calls-per-day; each
+window's listing of /api/calls kept between its pages, see LedgerSandbox and large_daily_rates)
+serves N days for each N of --days (start_date = today - N + 1). Per N: the connector reads the
+calls stream (incremental, calls_window_days / calls_page_size / num_workers the connector's
+defaults unless given); the minimal client (--minimal-ledger-client) reads the same windows, as
+many at a time, each from its first page (fromDate, toDate, pageSize) through `next` page by page,
+and prints the same records (the allow-list, flattened as the connector does). Both must send the
+same requests, per window ceil(calls listed / pageSize), and print the same records, one per call
+listed. Measured: requests, wall, CPU (user + system), records, records/s, peak RSS, the ratios;
+the target is a peak RSS flat as the history grows (the longest N within 30 MB of the shortest).
+Then the scheduled sync after the longest N; the settings grid (--grid-window-days x
+--grid-page-sizes, connector only, over --grid-days, a cell skipped when the latency of its pages
+alone exceeds --grid-max-floor); and a small account's (20 calls a day) first sync of --small-days
+and its scheduled sync, per calls_window_days of the grid.
 """
 
 from __future__ import annotations
@@ -112,8 +133,90 @@ def minimal_client(plan_path: str) -> None:
     out.flush()
 
 
+def minimal_ledger_client(plan_path: str) -> None:
+    """The floor of the calls stream: each window's first page (fromDate, toDate, pageSize), then
+    its `next` URL as given, page by page, `workers` windows at a time as the connector reads them;
+    one RECORD per call with the connector's allow-list of usage fields, its two Seconds fields,
+    medium's kind and sipDetails' two fields flattened, timestamps in one UTC form."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    import requests
+
+    plan = json.loads(Path(plan_path).read_text())
+    out, lock = sys.stdout, threading.Lock()
+    headers = {"X-API-Key": plan["api_key"]}
+    local = threading.local()
+
+    def stamp(value: str | None) -> str | None:
+        if value is None:
+            return None
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if when.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+    def seconds(value: str | None) -> float | None:
+        return None if value is None else float(value[:-1])
+
+    def record(call: dict) -> dict:
+        sip = call.get("sipDetails") or {}
+        medium = call.get("medium") or None
+        # The connector prints a record without its null fields (the CDK's message serializer
+        # omits None values), so this client leaves them out too.
+        return {name: value for name, value in ledger_fields(call, sip, medium).items() if value is not None}
+
+    def ledger_fields(call: dict, sip: dict, medium: dict | None) -> dict:
+        return {
+            "callId": call["callId"],
+            "created": stamp(call["created"]),
+            "joined": stamp(call.get("joined")),
+            "ended": stamp(call.get("ended")),
+            "endReason": call.get("endReason"),
+            "billedDuration": call.get("billedDuration"),
+            "billedDurationSeconds": seconds(call.get("billedDuration")),
+            "billingStatus": call["billingStatus"],
+            "billedSideInputTokens": call.get("billedSideInputTokens"),
+            "billedSideOutputTokens": call.get("billedSideOutputTokens"),
+            "agentId": call.get("agentId"),
+            "metadata": call["metadata"],
+            "voice": call.get("voice"),
+            "model": call.get("model"),
+            "mediumKind": next(iter(medium)) if medium else None,
+            "sipBilledDuration": sip.get("billedDuration"),
+            "sipBilledDurationSeconds": seconds(sip.get("billedDuration")),
+            "sipTerminationReason": sip.get("terminationReason"),
+        }
+
+    def window(bounds: list[str]) -> None:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        url: str | None = plan["base"] + "/api/calls"
+        params: dict | None = {"fromDate": bounds[0], "toDate": bounds[1], "pageSize": plan["page_size"]}
+        while url:
+            response = session.get(url, params=params, headers=headers)
+            response.raise_for_status()
+            body = response.json()
+            now = int(time.time() * 1000)
+            lines = [
+                json.dumps(
+                    {"type": "RECORD", "record": {"stream": "calls", "data": record(c), "emitted_at": now}}
+                )
+                for c in body["results"]
+            ]
+            with lock:
+                out.write("\n".join(lines) + "\n" if lines else "")
+            url, params = body["next"], None
+
+    with ThreadPoolExecutor(plan["workers"]) as pool:
+        list(pool.map(window, plan["windows"]))
+    out.flush()
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--minimal-client"]:
     minimal_client(sys.argv[2])
+    sys.exit(0)
+if __name__ == "__main__" and sys.argv[1:2] == ["--minimal-ledger-client"]:
+    minimal_ledger_client(sys.argv[2])
     sys.exit(0)
 
 
@@ -121,13 +224,16 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--minimal-client"]:
 
 import argparse  # noqa: E402
 import ast  # noqa: E402
+import contextlib  # noqa: E402
 import datetime as dt  # noqa: E402
 import hashlib  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 from collections import Counter  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -139,12 +245,17 @@ from integration_tests.cli import STREAMS, configured_catalog  # noqa: E402
 from ultravox_sandbox import (  # noqa: E402
     AGENT_USAGE_PATH,
     BILLING_USAGE_PATH,
+    CALLS_PAGE_SIZE,
+    CALLS_PATH,
     CONCURRENCY_PATH,
     MAX_BILLING_DAYS,
     USAGE_PATH,
     Faults,
     Sandbox,
+    generate_calls,
 )
+from ultravox_sandbox.ledger import _descending, _key, call_object, listed_states  # noqa: E402
+from ultravox_sandbox.pagination import paginate  # noqa: E402
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("source-ultravox-usage")
 # A fixed clock: the sandbox's "now" (and so its today, the config's end_date) never moves.
@@ -516,8 +627,55 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="10 days, 1 repeat, 1 spec run, 10 ms latency (unless given)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    ledger = parser.add_argument_group("the ledger case (--ledger): the calls stream alone")
+    ledger.add_argument(
+        "--ledger",
+        action="store_true",
+        help=f"benchmark the calls stream alone (days default {LEDGER_DAYS}, quick {QUICK_LEDGER_DAYS})",
+    )
+    ledger.add_argument(
+        "--calls-per-day",
+        type=int,
+        default=BIG_CALLS_PER_DAY,
+        help=f"sandbox calls a day (default {BIG_CALLS_PER_DAY})",
+    )
+    ledger.add_argument(
+        "--calls-window-days", type=int, help="config calls_window_days (default: the connector's)"
+    )
+    ledger.add_argument(
+        "--calls-page-size", type=int, help="config calls_page_size (default: the connector's)"
+    )
+    ledger.add_argument(
+        "--grid-window-days", type=int, nargs="+", help="settings grid: calls_window_days values"
+    )
+    ledger.add_argument(
+        "--grid-page-sizes", type=int, nargs="+", help="settings grid: calls_page_size values"
+    )
+    ledger.add_argument(
+        "--grid-days", type=int, help="history length of the grid (default: the longest --days)"
+    )
+    ledger.add_argument(
+        "--grid-max-floor",
+        type=float,
+        default=150.0,
+        help="skip grid cells whose latency floor exceeds this (s)",
+    )
+    ledger.add_argument(
+        "--small-days",
+        type=int,
+        default=SMALL_ACCOUNT_DAYS,
+        help="small account's first sync, days (default 30)",
+    )
+    ledger.add_argument("--no-small-account", action="store_true", help="skip the small account's syncs")
     args = parser.parse_args(argv)
     quick = args.quick
+    if args.ledger:
+        args.days = args.days or list(QUICK_LEDGER_DAYS if quick else LEDGER_DAYS)
+        args.repeats = args.repeats or 1
+        args.latency = args.latency if args.latency is not None else (0.01 if quick else 0.1)
+        if any(d < 1 for d in args.days) or args.repeats < 1 or args.latency < 0 or args.calls_per_day < 0:
+            parser.error("--days and --repeats must be positive, --latency and --calls-per-day not negative")
+        return args
     args.days = args.days or list(QUICK_DAYS if quick else DEFAULT_DAYS)
     args.repeats = args.repeats or (1 if quick else 3)
     args.spec_runs = args.spec_runs or (1 if quick else 5)
@@ -765,13 +923,506 @@ def report(
     return failed
 
 
+# ---- the ledger case: the calls stream alone at a big account's volume ------------------------
+
+LEDGER_DAYS = (1, 3, 7)
+QUICK_LEDGER_DAYS = (1, 2)
+BIG_CALLS_PER_DAY = 100_000
+SMALL_CALLS_PER_DAY = 20
+SMALL_ACCOUNT_DAYS = 30
+LEDGER_RSS_TARGET_MB = 30.0
+CALLS_CATALOG = {
+    "streams": [
+        {
+            "stream": {
+                "name": "calls",
+                "json_schema": {},
+                "supported_sync_modes": ["full_refresh", "incremental"],
+                "source_defined_cursor": True,
+                "default_cursor_field": ["created"],
+                "source_defined_primary_key": [["callId"]],
+            },
+            "sync_mode": "incremental",
+            "destination_sync_mode": "append_dedup",
+            "cursor_field": ["created"],
+            "primary_key": [["callId"]],
+        }
+    ]
+}
+
+
+@contextlib.contextmanager
+def large_daily_rates() -> Iterator[None]:
+    """The sandbox's `_poisson` multiplies uniforms until they fall below exp(-rate), which
+    underflows to 0.0 above a rate of ~745: the product then stops only when it underflows too,
+    after ~700 draws, so a day never has more than ~700 calls whatever calls_per_day says. While
+    the benchmark builds its log, a rate above 500 draws from the normal approximation instead
+    (same RNG, still deterministic per seed and day); smaller rates are untouched."""
+    from ultravox_sandbox import calls as calls_module
+
+    poisson = calls_module._poisson
+
+    def approximate(rng: Any, lam: float) -> int:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam)))) if lam > 500 else poisson(rng, lam)
+
+    calls_module._poisson = approximate
+    try:
+        yield
+    finally:
+        calls_module._poisson = poisson
+
+
+class LedgerSandbox(Sandbox):
+    """The sandbox at a big account's volume, serving /api/calls as the Sandbox does, faster.
+
+    - Its log runs from history_start to today (no 30 days of calls to come: the clock is fixed),
+      at calls_per_day (see large_daily_rates).
+    - /api/calls keeps each window's listing (the calls it lists, in order, and their keyset keys)
+      instead of filtering, sorting and keying the whole window again for every page, which takes
+      about a second per request at 100,000 calls a day. A page is then the sandbox's own
+      `paginate` over that listing and its own `call_object`s: the same body, as calls_page's. The
+      listing is kept per (log, now, query without cursor and pageSize); `warm` fills it before a
+      run so that no client pays for it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._listings: dict[tuple, tuple[list, list[str]]] = {}
+        self._listings_lock = threading.Lock()
+        with large_daily_rates():
+            super().__init__(**kwargs)
+
+    def _extend_log(self) -> None:
+        wanted_end = self._now.date()
+        if wanted_end > self._calls_end:
+            start = self._calls_end + dt.timedelta(days=1)
+            with large_daily_rates():
+                more = generate_calls(
+                    self.seed, start, wanted_end, self.calls_per_day, credits=self.odd_values
+                )
+            self._calls = self._calls + more
+            self._calls_end = wanted_end
+
+    def listing(self, query: dict[str, list[str]]) -> tuple[list, list[str]]:
+        calls, now = self._snapshot()
+        filters = tuple(sorted((k, tuple(v)) for k, v in query.items() if k not in ("cursor", "pageSize")))
+        key = (id(calls), now, filters)
+        with self._listings_lock:
+            cached = self._listings.get(key)
+        if cached is None:
+            states = listed_states(calls, query, now, self.running_calls)
+            cached = (states, [_key(s.call) for s in states])
+            with self._listings_lock:
+                self._listings[key] = cached
+        return cached
+
+    def warm(self, windows: list[tuple[str, str]]) -> None:
+        with self._listings_lock:
+            self._listings.clear()
+        for first, last in windows:
+            self.listing({"fromDate": [first], "toDate": [last]})
+
+    def _list_calls(self, query: dict[str, list[str]], limit: int | None) -> dict[str, Any]:
+        now = self._snapshot()[1]
+        states, keys = self.listing(query)
+        page, following, preceding = paginate(
+            states,
+            keys,
+            query,
+            self._absolute(CALLS_PATH),
+            CALLS_PAGE_SIZE,
+            self.calls_page_size_max,
+            descending=_descending(query, self.calls_default_sort),
+            keep_query=self.next_keeps_filters,
+        )
+        return {
+            "results": [call_object(s, now, self.agent_names) for s in page],
+            "next": following,
+            "previous": preceding,
+            "total": len(states),
+        }
+
+
+def day_windows(start: dt.date, end: dt.date, window_days: int) -> list[tuple[str, str]]:
+    """fromDate/toDate of the windows of a full sync from start to end: whole days, window_days each."""
+    windows, first = [], start
+    while first <= end:
+        last = min(first + dt.timedelta(days=window_days - 1), end)
+        windows.append((first.isoformat(), last.isoformat()))
+        first = last + dt.timedelta(days=1)
+    return windows
+
+
+def listed_count(sandbox: Sandbox, start: dt.date) -> int:
+    """The calls /api/calls lists from start's day to now: created from start on, up to now."""
+    lo = dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC)
+    return sum(1 for c in sandbox.calls if lo <= c.created <= sandbox.now)
+
+
+@dataclass
+class LedgerRun:
+    client: str
+    days: int
+    window_days: int
+    page_size: int
+    run: Run
+
+    @property
+    def windows(self) -> list[tuple[str, str]]:
+        firsts = [e for e in self.run.requests if e.path == CALLS_PATH and "cursor" not in e.query]
+        return sorted({(e.query["fromDate"][-1], e.query["toDate"][-1]) for e in firsts})
+
+    @property
+    def pages_per_window(self) -> int:
+        pages = Counter()
+        for e in self.run.requests:
+            pages[(e.query.get("fromDate", [""])[-1], e.query.get("toDate", [""])[-1])] += 1
+        return max(pages.values(), default=0)
+
+
+def ledger_config(sandbox: Sandbox, days: int, window_days: int, page_size: int, workers: int) -> dict:
+    today = NOW.date()
+    return {
+        "api_key": sandbox.api_key,
+        "api_url": sandbox.url,
+        "start_date": (today - dt.timedelta(days=days - 1)).isoformat(),
+        "end_date": today.isoformat(),
+        "num_workers": workers,
+        "calls_window_days": window_days,
+        "calls_page_size": page_size,
+    }
+
+
+def run_ledger_connector(
+    sandbox: Sandbox, config: dict, days: int, workdir: Path, tag: str, states: list | None = None
+) -> LedgerRun:
+    config_path, catalog_path = workdir / f"ledger-config-{tag}.json", workdir / "ledger-catalog.json"
+    config_path.write_text(json.dumps(config))
+    catalog_path.write_text(json.dumps(CALLS_CATALOG))
+    argv = [str(CONSOLE_SCRIPT), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    if states is not None:
+        state_path = workdir / f"ledger-state-{tag}.json"
+        state_path.write_text(json.dumps(states))
+        argv += ["--state", str(state_path)]
+    sandbox.clear_log()
+    child = run_child(argv, workdir, f"ledger-connector-{tag}")
+    run = make_run(days, "connector", child, sandbox)
+    child.stdout.unlink()
+    return LedgerRun("connector", days, config["calls_window_days"], config["calls_page_size"], run)
+
+
+def run_ledger_minimal(
+    sandbox: Sandbox, config: dict, days: int, windows: list, workdir: Path, tag: str
+) -> LedgerRun:
+    plan = {
+        "base": sandbox.origin,
+        "api_key": sandbox.api_key,
+        "page_size": config["calls_page_size"],
+        "workers": config["num_workers"],
+        "windows": windows,
+    }
+    plan_path = workdir / f"ledger-plan-{tag}.json"
+    plan_path.write_text(json.dumps(plan))
+    sandbox.clear_log()
+    child = run_child(
+        [sys.executable, str(Path(__file__).resolve()), "--minimal-ledger-client", str(plan_path)],
+        workdir,
+        f"ledger-minimal-{tag}",
+    )
+    run = make_run(days, "minimal", child, sandbox)
+    child.stdout.unlink()
+    return LedgerRun("minimal", days, config["calls_window_days"], config["calls_page_size"], run)
+
+
+def check_ledger_run(sandbox: Sandbox, config: dict, ledger: LedgerRun) -> None:
+    """Every listed call once: as many records as calls listed from start_date to now, and only
+    /api/calls requests, all answered 200."""
+    expected = listed_count(sandbox, dt.date.fromisoformat(config["start_date"]))
+    got = ledger.run.records.get("calls", 0)
+    if set(ledger.run.records) - {"calls"} or got != expected:
+        raise BenchmarkError(
+            f"{ledger.client}, {ledger.days} days: {dict(ledger.run.records)} records, "
+            f"{expected} calls listed"
+        )
+    bad = [e for e in ledger.run.requests if e.path != CALLS_PATH or e.status != 200]
+    if bad:
+        raise BenchmarkError(f"{ledger.client}, {ledger.days} days: unexpected requests {bad[:3]!r}")
+
+
+def expected_ledger_requests(sandbox: Sandbox, config: dict) -> int:
+    """Pages of a full sync: per window of calls_window_days whole days, ceil(listed / pageSize),
+    at least one (an empty window is one empty page)."""
+    start, today = dt.date.fromisoformat(config["start_date"]), NOW.date()
+    total = 0
+    for first, last in day_windows(start, today, config["calls_window_days"]):
+        listed = len(sandbox.listing({"fromDate": [first], "toDate": [last]})[0])
+        total += max(1, math.ceil(listed / min(config["calls_page_size"], sandbox.calls_page_size_max)))
+    return total
+
+
+def ledger_benchmark(args: argparse.Namespace) -> int:
+    info = machine()
+    days_list = sorted(set(args.days))
+    today = NOW.date()
+    workers = args.num_workers
+    with tempfile.TemporaryDirectory(prefix="ultravox-ledger-benchmark-") as tmp:
+        workdir = Path(tmp)
+        defaults = connector_defaults(workdir)
+        workers = workers or defaults["num_workers"]
+        window_days = args.calls_window_days or defaults["calls_window_days"]
+        page_size = args.calls_page_size or defaults["calls_page_size"]
+        lookback_days = defaults["lookback_days"]
+        faults = Faults(latency_s=args.latency)
+        print(f"building the log: {args.calls_per_day} calls a day, {days_list[-1]} days", file=sys.stderr)
+        built = time.monotonic()
+        history_start = today - dt.timedelta(days=days_list[-1] - 1)
+        with LedgerSandbox(
+            history_start=history_start, now=NOW, faults=faults, calls_per_day=args.calls_per_day
+        ) as sandbox:
+            build_s = time.monotonic() - built
+            log_size = len(sandbox.calls)
+            main: list[tuple[LedgerRun, LedgerRun, int]] = []
+            scheduled: LedgerRun | None = None
+            for days in days_list:
+                config = ledger_config(sandbox, days, window_days, page_size, workers)
+                start = dt.date.fromisoformat(config["start_date"])
+                sandbox.warm(day_windows(start, today, window_days))
+                expected = expected_ledger_requests(sandbox, config)
+                for repeat in range(args.repeats):
+                    tag = f"{days}-{repeat}"
+                    connector = run_ledger_connector(sandbox, config, days, workdir, tag)
+                    check_ledger_run(sandbox, config, connector)
+                    minimal = run_ledger_minimal(sandbox, config, days, connector.windows, workdir, tag)
+                    check_ledger_run(sandbox, config, minimal)
+                    if signature(minimal.run.requests) != signature(connector.run.requests):
+                        raise BenchmarkError(f"{days} days: the minimal client sent other requests")
+                    if connector.run.digests != minimal.run.digests:
+                        raise BenchmarkError(f"{days} days: the clients' calls records differ")
+                    main.append((connector, minimal, expected))
+                    print(
+                        f"[ledger {repeat + 1}/{args.repeats}] {days} days: "
+                        f"connector {connector.run.wall_s:.2f} s "
+                        f"({len(connector.run.requests)} requests), minimal {minimal.run.wall_s:.2f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    if scheduled is None and days == days_list[-1]:
+                        scheduled = run_ledger_connector(
+                            sandbox, config, days, workdir, "scheduled", connector.run.states
+                        )
+            grid: list[tuple[int, int, LedgerRun | None, float]] = []
+            grid_days = args.grid_days or days_list[-1]
+            if args.grid_window_days and args.grid_page_sizes:
+                start = today - dt.timedelta(days=grid_days - 1)
+                for grid_window in args.grid_window_days:
+                    sandbox.warm(day_windows(start, today, grid_window))
+                    for grid_page in args.grid_page_sizes:
+                        config = ledger_config(sandbox, grid_days, grid_window, grid_page, workers)
+                        floor = latency_floor(sandbox, config, workers, args.latency)
+                        if floor > args.grid_max_floor:
+                            grid.append((grid_window, grid_page, None, floor))
+                            continue
+                        tag = f"grid-{grid_window}-{grid_page}"
+                        run = run_ledger_connector(sandbox, config, grid_days, workdir, tag)
+                        check_ledger_run(sandbox, config, run)
+                        grid.append((grid_window, grid_page, run, floor))
+                        print(
+                            f"[grid] window {grid_window}, page {grid_page}: {run.run.wall_s:.2f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+        small: list[tuple[int, LedgerRun, LedgerRun]] = []
+        small_windows = args.grid_window_days or [window_days]
+        if not args.no_small_account:
+            start = today - dt.timedelta(days=args.small_days - 1)
+            with Sandbox(
+                history_start=start - dt.timedelta(days=30),
+                now=NOW,
+                faults=faults,
+                calls_per_day=SMALL_CALLS_PER_DAY,
+            ) as box:
+                for small_window in small_windows:
+                    config = ledger_config(box, args.small_days, small_window, page_size, workers)
+                    first = run_ledger_connector(
+                        box, config, args.small_days, workdir, f"small-{small_window}"
+                    )
+                    again = run_ledger_connector(
+                        box, config, args.small_days, workdir, f"small-{small_window}-next", first.run.states
+                    )
+                    small.append((small_window, first, again))
+    settings = {
+        "calls_window_days": window_days,
+        "calls_page_size": page_size,
+        "num_workers": workers,
+        "lookback_days": lookback_days,
+        "grid_days": grid_days,
+    }
+    failed = ledger_report(args, info, settings, build_s, log_size, main, scheduled, grid, small)
+    return 1 if failed and args.strict else 0
+
+
+def latency_floor(sandbox: LedgerSandbox, config: dict, workers: int, latency: float) -> float:
+    """The least wall time of a full sync at this latency: each window's pages one after another,
+    `workers` windows at a time (the longest windows first, at best)."""
+    start, today = dt.date.fromisoformat(config["start_date"]), NOW.date()
+    size = min(config["calls_page_size"], sandbox.calls_page_size_max)
+    pages = sorted(
+        (
+            max(1, math.ceil(len(sandbox.listing({"fromDate": [a], "toDate": [b]})[0]) / size))
+            for a, b in day_windows(start, today, config["calls_window_days"])
+        ),
+        reverse=True,
+    )
+    lanes = [0] * min(workers, len(pages))
+    for n in pages:
+        lanes[lanes.index(min(lanes))] += n
+    return max(lanes) * latency
+
+
+def ledger_report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    settings: dict[str, int],
+    build_s: float,
+    log_size: int,
+    main: list[tuple[LedgerRun, LedgerRun, int]],
+    scheduled: LedgerRun | None,
+    grid: list,
+    small: list,
+) -> bool:
+    print("# source-ultravox-usage benchmark: the calls ledger\n")
+    print(
+        f"The calls stream alone, sandbox at {args.calls_per_day:,} calls a day (weekends 35%), latency "
+        f"{args.latency * 1000:.0f} ms per request, fixed clock {NOW:%Y-%m-%d %H:%M} UTC (today's calls up "
+        f"to then); calls_window_days {settings['calls_window_days']}, calls_page_size "
+        f"{settings['calls_page_size']}, num_workers {settings['num_workers']}; log of {log_size:,} calls "
+        f"built in {build_s:.0f} s. The minimal client reads the same windows, the same number at a time, "
+        "following `next` page by page.\n"
+    )
+    print(
+        "| days | client | requests | expected | pages/window | wall s | CPU s | records | records/s "
+        "| peak RSS MB | ratio |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    by_days: dict[int, list[tuple[LedgerRun, LedgerRun, int]]] = {}
+    for entry in main:
+        by_days.setdefault(entry[0].days, []).append(entry)
+    medians: dict[int, dict[str, float]] = {}
+    for days, entries in by_days.items():
+        expected = entries[0][2]
+        figures = {}
+        for index, client in enumerate(("connector", "minimal")):
+            runs = [entry[index].run for entry in entries]
+            wall = statistics.median(r.wall_s for r in runs)
+            cpu = statistics.median(r.cpu_s for r in runs)
+            rss = statistics.median(r.rss_mb for r in runs)
+            figures[client] = {"wall": wall, "cpu": cpu, "rss": rss}
+        medians[days] = {"rss": figures["connector"]["rss"]}
+        for index, client in enumerate(("connector", "minimal")):
+            first = entries[0][index]
+            f, m = figures[client], figures["minimal"]
+            counts = "/".join(map(str, sorted({len(e[index].run.requests) for e in entries})))
+            records = first.run.record_count
+            ratio = (
+                f"wall ×{f['wall'] / m['wall']:.2f}, CPU ×{f['cpu'] / m['cpu']:.2f}, "
+                f"RSS ×{f['rss'] / m['rss']:.2f}"
+                if client == "connector"
+                else "1 (floor)"
+            )
+            print(
+                f"| {days} | {client} | {counts} | {expected} | {first.pages_per_window} | {f['wall']:.2f} | "
+                f"{f['cpu']:.2f} | {records} | {records / f['wall']:,.0f} | {f['rss']:.1f} | {ratio} |"
+            )
+    print()
+    print(
+        "requests: all to /api/calls; expected: per window, ceil(calls listed / pageSize); CPU: user + "
+        f"system of the process; median of {args.repeats} run(s).\n"
+    )
+    if scheduled is not None:
+        print(
+            f"Scheduled sync (big account): the connector again right after the {scheduled.days}-day sync, "
+            f"from its state (lookback_days {settings['lookback_days']}): {len(scheduled.run.requests)} "
+            f"requests, {len(scheduled.windows)} windows "
+            f"({', '.join(f'{a}..{b}' for a, b in scheduled.windows)}), "
+            f"{scheduled.run.record_count} records, {scheduled.run.wall_s:.2f} s, "
+            f"peak RSS {scheduled.run.rss_mb:.1f} MB.\n"
+        )
+    if grid:
+        print(
+            f"Settings, {settings['grid_days']} days at {args.calls_per_day:,} calls a day, connector only, "
+            f"num_workers {settings['num_workers']} (floor: the wall time the pages' latency alone takes, "
+            "each window's pages in a row, num_workers windows at a time):\n"
+        )
+        print(
+            "| calls_window_days | calls_page_size | requests | windows | pages/window | floor s | wall s "
+            "| CPU s | peak RSS MB |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for window, page, run, floor in grid:
+            if run is None:
+                print(
+                    f"| {window} | {page} | - | - | - | {floor:.1f} | "
+                    f"not run (floor > {args.grid_max_floor:.0f} s) | - | - |"
+                )
+                continue
+            r = run.run
+            print(
+                f"| {window} | {page} | {len(r.requests)} | {len(run.windows)} | {run.pages_per_window} | "
+                f"{floor:.1f} | {r.wall_s:.2f} | {r.cpu_s:.2f} | {r.rss_mb:.1f} |"
+            )
+        print()
+    if small:
+        print(
+            f"Small account ({SMALL_CALLS_PER_DAY} calls a day): requests of a {args.small_days}-day first "
+            f"sync and of the scheduled sync after it (lookback_days {settings['lookback_days']}):\n"
+        )
+        print(
+            "| calls_window_days | first sync requests | records | scheduled sync requests "
+            "| windows read again |"
+        )
+        print("|---:|---:|---:|---:|---|")
+        for window, first, again in small:
+            print(
+                f"| {window} | {len(first.run.requests)} | {first.run.record_count} | "
+                f"{len(again.run.requests)} | "
+                f"{', '.join(f'{a}..{b}' for a, b in again.windows)} |"
+            )
+        print()
+    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
+    print("## Targets\n")
+    failed = False
+
+    def verdict(ok: bool | None, text: str) -> None:
+        nonlocal failed
+        failed = failed or ok is False
+        print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
+
+    verdict(
+        all(len(c.run.requests) == expected == len(m.run.requests) for c, m, expected in main),
+        "calls: requests = sum over windows of ceil(calls listed / pageSize), both clients ("
+        + ", ".join(f"{d} days: {e[0][2]}" for d, e in by_days.items())
+        + ")",
+    )
+    verdict(True, "calls: the same records from both clients, one per call listed (checked on every run)")
+    days_sorted = sorted(medians)
+    if len(days_sorted) > 1:
+        low, high = medians[days_sorted[0]]["rss"], medians[days_sorted[-1]]["rss"]
+        verdict(
+            high - low <= LEDGER_RSS_TARGET_MB,
+            f"connector peak RSS flat as the history grows: {days_sorted[-1]} days within "
+            f"{LEDGER_RSS_TARGET_MB:.0f} MB of {days_sorted[0]} day(s) ({high:.1f} MB vs {low:.1f} MB, "
+            f"{high - low:+.1f} MB)",
+        )
+    else:
+        verdict(None, "connector peak RSS flat as the history grows (one length run)")
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not CONSOLE_SCRIPT.exists():
         print(f"{CONSOLE_SCRIPT} not found: run with the project's .venv/bin/python", file=sys.stderr)
         return 2
     try:
-        return benchmark(args)
+        return ledger_benchmark(args) if args.ledger else benchmark(args)
     except BenchmarkError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         return 2

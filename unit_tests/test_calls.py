@@ -368,7 +368,7 @@ def test_a_body_of_another_shape_is_a_system_error_naming_the_endpoint(api, body
 
 
 def test_a_two_page_window_follows_next_as_given(api):
-    second = f"{CALLS_URL}?cursor=cD0yMDI1&fromDate=2025-03-01&toDate=2025-03-01&pageSize=500"
+    second = f"{CALLS_URL}?cursor=cD0yMDI1&fromDate=2025-03-01&toDate=2025-03-01&pageSize=1000"
     api.register(
         url=CALLS_URL,
         response_list=[
@@ -379,7 +379,7 @@ def test_a_two_page_window_follows_next_as_given(api):
     output = read()
     assert errors(output) == []
     first, then = api.requests
-    assert first.url == f"{CALLS_URL}?fromDate=2025-03-01&toDate=2025-03-01&pageSize=500"
+    assert first.url == f"{CALLS_URL}?fromDate=2025-03-01&toDate=2025-03-01&pageSize=1000"
     assert then.url == second
     assert [r.headers["X-API-Key"] for r in api.requests] == [API_KEY, API_KEY]
     assert [r["callId"] for r in records(output, "calls")] == ["c-1", "c-2"]
@@ -429,7 +429,7 @@ def test_every_filter_on_the_first_page_and_never_twice_after(api):
         pytest.param(
             f"{CALLS_URL}?cursor=abc",
             f"{CALLS_URL}?cursor=abc&fromDate=2025-03-01&toDate=2025-03-01&agentIds={AGENT}&agentIds={OTHER_AGENT}"
-            "&search=a+b&pageSize=500&metadata.campaign=spring",
+            "&search=a+b&pageSize=1000&metadata.campaign=spring",
             id="only-the-cursor",
         ),
         pytest.param(
@@ -472,20 +472,20 @@ def test_a_parameter_left_out_of_a_later_next_is_still_sent(api):
     output = read(make_config(**ONE_DAY, voice_id=VOICE))
     assert errors(output) == []
     assert [query(r) for r in api.requests] == [
-        {"fromDate": ["2025-03-01"], "toDate": ["2025-03-01"], "voiceId": [VOICE], "pageSize": ["500"]},
+        {"fromDate": ["2025-03-01"], "toDate": ["2025-03-01"], "voiceId": [VOICE], "pageSize": ["1000"]},
         {
             "cursor": ["p2"],
             "fromDate": ["2025-03-01"],
             "toDate": ["2025-03-01"],
             "voiceId": [VOICE],
-            "pageSize": ["500"],
+            "pageSize": ["1000"],
         },
         {
             "cursor": ["p3"],
             "fromDate": ["2025-03-01"],
             "toDate": ["2025-03-01"],
             "voiceId": [VOICE],
-            "pageSize": ["500"],
+            "pageSize": ["1000"],
         },
     ]
 
@@ -511,15 +511,15 @@ def test_windows_are_calls_window_days_whole_utc_days_with_the_page_size(api):
     ]
 
 
-def test_the_defaults_are_one_day_windows_of_500_call_pages(api):
+def test_the_defaults_are_one_day_windows_of_1000_call_pages(api):
     serve(api, [])
     read(make_config(start_date="2025-03-01", end_date="2025-03-03"))
     assert sorted(
         (query(r)["fromDate"][0], query(r)["toDate"][0], query(r)["pageSize"][0]) for r in api.requests
     ) == [
-        ("2025-03-01", "2025-03-01", "500"),
-        ("2025-03-02", "2025-03-02", "500"),
-        ("2025-03-03", "2025-03-03", "500"),
+        ("2025-03-01", "2025-03-01", "1000"),
+        ("2025-03-02", "2025-03-02", "1000"),
+        ("2025-03-03", "2025-03-03", "1000"),
     ]
 
 
@@ -650,7 +650,7 @@ def test_a_next_off_the_api_origin_is_refused_before_any_request_to_it(api, link
 
 def test_a_next_on_the_api_origin_written_otherwise_is_followed_with_the_key(api):
     link = (
-        "HTTPS://API.Ultravox.ai:443/api/calls?cursor=abc&fromDate=2025-03-01&toDate=2025-03-01&pageSize=500"
+        "HTTPS://API.Ultravox.ai:443/api/calls?cursor=abc&fromDate=2025-03-01&toDate=2025-03-01&pageSize=1000"
     )
     api.register(url=CALLS_URL, json=page([api_call("c-1", "2025-03-01T10:00:00Z")], link))
     # requests sends it lower-cased, its port kept.
