@@ -855,3 +855,14 @@ def test_instances_are_independent(two_sandboxes: tuple[Sandbox, Sandbox]) -> No
     assert get(a).status_code == 429
     assert (a.request_count, b.request_count) == (1, 1)
     assert a.url != b.url
+
+
+@pytest.mark.parametrize("calls_per_day", [2_000, 100_000])
+def test_a_big_accounts_day_has_its_calls_per_day(calls_per_day: int) -> None:
+    """A Poisson draw of exp(-rate) underflows past a rate of ~745 and capped a day at ~700 calls:
+    above 500 a day is drawn from the normal approximation, within five standard deviations."""
+    from ultravox_sandbox.calls import calls_for_day
+
+    monday = date(2025, 3, 3)  # a weekday: the weekend rate is lower
+    calls = calls_for_day(7, monday, calls_per_day)
+    assert abs(len(calls) - calls_per_day) < 5 * calls_per_day**0.5 + 1

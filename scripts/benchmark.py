@@ -51,7 +51,7 @@ The ledger case (--ledger): the calls stream alone, at a big account's volume.
     .venv/bin/python scripts/benchmark.py --ledger --grid-window-days 1 3 7 --grid-page-sizes 100 500 1000
 
 A LedgerSandbox (this script's: the sandbox's log, built up to today only, at --calls-per-day; each
-window's listing of /api/calls kept between its pages, see LedgerSandbox and large_daily_rates)
+window's listing of /api/calls kept between its pages, see LedgerSandbox)
 serves N days for each N of --days (start_date = today - N + 1). Per N: the connector reads the
 calls stream (incremental, calls_window_days / calls_page_size / num_workers the connector's
 defaults unless given); the minimal client (--minimal-ledger-client) reads the same windows, as
@@ -224,7 +224,6 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--minimal-ledger-client"]:
 
 import argparse  # noqa: E402
 import ast  # noqa: E402
-import contextlib  # noqa: E402
 import datetime as dt  # noqa: E402
 import hashlib  # noqa: E402
 import platform  # noqa: E402
@@ -233,7 +232,6 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -951,32 +949,11 @@ CALLS_CATALOG = {
 }
 
 
-@contextlib.contextmanager
-def large_daily_rates() -> Iterator[None]:
-    """The sandbox's `_poisson` multiplies uniforms until they fall below exp(-rate), which
-    underflows to 0.0 above a rate of ~745: the product then stops only when it underflows too,
-    after ~700 draws, so a day never has more than ~700 calls whatever calls_per_day says. While
-    the benchmark builds its log, a rate above 500 draws from the normal approximation instead
-    (same RNG, still deterministic per seed and day); smaller rates are untouched."""
-    from ultravox_sandbox import calls as calls_module
-
-    poisson = calls_module._poisson
-
-    def approximate(rng: Any, lam: float) -> int:
-        return max(0, round(rng.gauss(lam, math.sqrt(lam)))) if lam > 500 else poisson(rng, lam)
-
-    calls_module._poisson = approximate
-    try:
-        yield
-    finally:
-        calls_module._poisson = poisson
-
-
 class LedgerSandbox(Sandbox):
     """The sandbox at a big account's volume, serving /api/calls as the Sandbox does, faster.
 
     - Its log runs from history_start to today (no 30 days of calls to come: the clock is fixed),
-      at calls_per_day (see large_daily_rates).
+      at calls_per_day.
     - /api/calls keeps each window's listing (the calls it lists, in order, and their keyset keys)
       instead of filtering, sorting and keying the whole window again for every page, which takes
       about a second per request at 100,000 calls a day. A page is then the sandbox's own
@@ -987,17 +964,13 @@ class LedgerSandbox(Sandbox):
     def __init__(self, **kwargs: Any) -> None:
         self._listings: dict[tuple, tuple[list, list[str]]] = {}
         self._listings_lock = threading.Lock()
-        with large_daily_rates():
-            super().__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def _extend_log(self) -> None:
         wanted_end = self._now.date()
         if wanted_end > self._calls_end:
             start = self._calls_end + dt.timedelta(days=1)
-            with large_daily_rates():
-                more = generate_calls(
-                    self.seed, start, wanted_end, self.calls_per_day, credits=self.odd_values
-                )
+            more = generate_calls(self.seed, start, wanted_end, self.calls_per_day, credits=self.odd_values)
             self._calls = self._calls + more
             self._calls_end = wanted_end
 

@@ -134,6 +134,8 @@ def customer_of(call_id: str) -> str | None:
 def _poisson(rng: random.Random, lam: float) -> int:
     if lam <= 0:
         return 0
+    if lam > 500:  # exp(-lam) underflows past ~745: a big account's day, drawn from the normal approximation
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
     limit, k, p = math.exp(-lam), 0, rng.random()
     while p > limit:
         k += 1
