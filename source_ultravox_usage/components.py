@@ -659,7 +659,7 @@ class CheckedRecordTransformation(RecordTransformation):
             if value is None:
                 return None
             if not isinstance(value, dict):
-                raise bad_record(self.stream, ".".join(path[:depth]), value, "an object")
+                raise bad_record(self.stream, ".".join(path[:depth]), Outline(value), "an object")
             value = value.get(key)
         return value
 
@@ -667,8 +667,21 @@ class CheckedRecordTransformation(RecordTransformation):
         if value is None or value == {}:
             return None
         if not isinstance(value, dict) or len(value) != 1:
-            raise bad_record(self.stream, source, value, "null or an object with one key")
+            raise bad_record(self.stream, source, Outline(value), "null or an object with one key")
         return next(iter(value))
+
+
+class Outline:
+    """A nested object of the API's record as an error quotes it: its type and keys, never its
+    values (a call's SIP medium holds a username and password)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        if isinstance(self.value, dict):
+            return f"an object with the keys {sorted(map(str, self.value))[:10]}"
+        return f"a JSON {type(self.value).__name__}"
 
 
 def utc_timestamp(stream: str, name: str, value: Any) -> str:

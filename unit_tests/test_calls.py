@@ -319,11 +319,11 @@ def test_timestamps_are_rfc_3339_utc_with_their_microseconds(api, sent, stored):
         (
             {"medium": {"sip": {}, "twilio": {}}},
             "medium",
-            "{'sip': {}, 'twilio': {}}",
+            "an object with the keys ['sip', 'twilio']",
             "null or an object with one key",
         ),
-        ({"medium": "sip"}, "medium", "'sip'", "null or an object with one key"),
-        ({"sipDetails": "none"}, "sipDetails", "'none'", "an object"),
+        ({"medium": "sip"}, "medium", "a JSON str", "null or an object with one key"),
+        ({"sipDetails": "none"}, "sipDetails", "a JSON str", "an object"),
         (
             {"sipDetails": {"billedDuration": 3, "terminationReason": None}},
             "sipBilledDuration",
@@ -766,3 +766,20 @@ def test_a_server_error_on_a_later_page_is_retried(api, sleeps):
     assert errors(output) == []
     assert [query(r).get("cursor") for r in api.requests] == [None, ["p2"], ["p2"]]
     assert [r["callId"] for r in records(output, "calls")] == ["c-1", "c-2"]
+
+
+def test_a_malformed_medium_is_quoted_without_its_credentials(api):
+    """A SIP medium carries a username and password: an error names its keys, never its values."""
+    medium = {"sip": {"outgoing": {"username": "trunk-user", "password": "S3CRET-pw"}}, "twilio": None}
+    api.register(url=CALLS_URL, json=page([{**api_call("c-1", "2025-03-01T10:00:00Z"), "medium": medium}]))
+    output = read(fails=True)
+    assert errors(output) == [
+        (
+            "system_error",
+            "Ultravox sent a calls record whose medium is an object with the keys ['sip', 'twilio'], not "
+            "null or an object with one key. The connector stops rather than guess; please report this "
+            "response shape.",
+        )
+    ]
+    printed = str([*output.logs, *output.trace_messages, *output.records])
+    assert "S3CRET-pw" not in printed and "trunk-user" not in printed
