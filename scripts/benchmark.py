@@ -756,6 +756,20 @@ def benchmark(args: argparse.Namespace) -> int:
     return 1 if failed and args.strict else 0
 
 
+class Targets:
+    """The report's machine line and "## Targets" list: one PASS, FAIL or N/A line per target
+    (`verdict(ok, text)`); `failed` once any target failed."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
+        print("## Targets\n")
+        self.failed = False
+
+    def __call__(self, ok: bool | None, text: str) -> None:
+        self.failed = self.failed or ok is False
+        print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
+
+
 def report(
     args: argparse.Namespace,
     info: dict[str, str],
@@ -855,15 +869,7 @@ def report(
     print("answered at once (any run); CPU: the child's user + system time; longest window: the most")
     print("days one window request covered on any endpoint (allTime's whole-range request left out).\n")
 
-    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
-
-    print("## Targets\n")
-    failed = False
-
-    def verdict(ok: bool | None, text: str) -> None:
-        nonlocal failed
-        failed = failed or ok is False
-        print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
+    verdict = Targets(info)
 
     formulas = {
         USAGE_PATH: "2 * ceil(N / window_days) + 1 (daily, hourly, allTime)",
@@ -921,7 +927,7 @@ def report(
         verdict(
             None, f"connector peak RSS within {RSS_TARGET_MB:.0f} MB across history lengths (one length run)"
         )
-    return failed
+    return verdict.failed
 
 
 # ---- the ledger case: the calls stream alone at a big account's volume ------------------------
@@ -1362,14 +1368,7 @@ def ledger_report(
                 f"{', '.join(f'{a}..{b}' for a, b in again.windows)} |"
             )
         print()
-    print("Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + "\n")
-    print("## Targets\n")
-    failed = False
-
-    def verdict(ok: bool | None, text: str) -> None:
-        nonlocal failed
-        failed = failed or ok is False
-        print(f"- {'N/A' if ok is None else 'PASS' if ok else 'FAIL'}: {text}")
+    verdict = Targets(info)
 
     verdict(
         all(len(c.run.requests) == expected == len(m.run.requests) for c, m, expected in main),
@@ -1389,7 +1388,7 @@ def ledger_report(
         )
     else:
         verdict(None, "connector peak RSS flat as the history grows (one length run)")
-    return failed
+    return verdict.failed
 
 
 def main(argv: list[str] | None = None) -> int:

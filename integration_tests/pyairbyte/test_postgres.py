@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from integration_tests.pyairbyte.conftest import CONNECTOR_EXECUTABLE, CONNECTOR_NAME
+from integration_tests.pyairbyte.conftest import CONNECTOR_EXECUTABLE
 from integration_tests.pyairbyte.docs import README, documented_types, readme_queries
 from integration_tests.pyairbyte.expected import (
     BILLED,
@@ -34,10 +33,12 @@ from integration_tests.pyairbyte.expected import (
     PER_AGENT,
     PER_CUSTOMER,
     QUESTIONS,
+    STREAMS,
     answer_rows,
     cap_days,
     customer_weeks,
     ledger_truth,
+    make_source,
     monthly_bill,
     table_rows,
 )
@@ -61,17 +62,6 @@ CHANGE_HOURS = [datetime(2026, 11, 1, 5, tzinfo=UTC), datetime(2026, 11, 1, 6, t
 # calls, and calls in both hours of the change (different figures in each).
 SEED, CALLS_PER_DAY = 4, 400
 DATABASE = "usage"
-STREAMS = [
-    "allTime",
-    "daily",
-    "hourly",
-    "agentDaily",
-    "concurrency",
-    "billingDaily",
-    "calls",
-    "invoices",
-    "account",
-]
 # The account's cap at each sync: 5 at the first, 8 at the second. Days at or above 8: three of nine.
 FIRST_CAP, SECOND_CAP = 5, 8
 # PyAirbyte lower-cases table and column names.
@@ -98,16 +88,6 @@ class Synced:
     source: Any
     first_keys: dict[str, set[tuple]]  # each table's primary keys after the first sync
     second_requests: set[tuple[str, str]]  # (path, first day) of each request of the second sync
-
-
-def make_source(executable: Path, sandbox: Sandbox, end: str) -> Any:
-    import airbyte as ab
-
-    config = {"api_key": sandbox.api_key, "api_url": sandbox.url, "start_date": START, "end_date": end}
-    source = ab.get_source(CONNECTOR_NAME, local_executable=executable, config=config)
-    source.select_all_streams()
-    assert sorted(source.get_selected_streams()) == sorted(STREAMS)
-    return source
 
 
 def query(
@@ -192,7 +172,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
             cache_dir=tmp_path_factory.mktemp("pyairbyte"),
         )
         try:
-            source = make_source(CONNECTOR_EXECUTABLE, box, FIRST_END)
+            source = make_source(CONNECTOR_EXECUTABLE, box, FIRST_END, start=START)
             source.read(cache=cache)
             first_keys = {table: primary_keys(server, table) for table in PRIMARY_KEYS}
             box.now = AFTER_CHANGE
