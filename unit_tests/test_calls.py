@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 import pytest
 import yaml
 
@@ -383,6 +384,21 @@ def test_a_two_page_window_follows_next_as_given(api):
     assert then.url == second
     assert [r.headers["X-API-Key"] for r in api.requests] == [API_KEY, API_KEY]
     assert [r["callId"] for r in records(output, "calls")] == ["c-1", "c-2"]
+
+
+def test_each_page_is_parsed_once(api, monkeypatch):
+    """The paginator reads `next` from the body the page's records came from: parsing a page of
+    1000 calls again cost a sixth of the stream's CPU."""
+    serve(api, [api_call(f"c-{i}", f"2025-03-01T1{i}:00:00Z") for i in range(5)])
+    parsed: list[bytes] = []
+    loads = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda data: parsed.append(data) or loads(data))
+    output = read()
+    assert errors(output) == []
+    assert [r["callId"] for r in records(output, "calls")] == [f"c-{i}" for i in range(5)]
+    pages = [data for data in parsed if isinstance(data, bytes) and b'"results"' in data]
+    assert len(api.requests) == 3
+    assert len(pages) == 3
 
 
 def test_every_filter_on_the_first_page_and_never_twice_after(api):

@@ -1,4 +1,4 @@
-"""The small pure functions of the custom components: Retry-After and durations."""
+"""The small pure functions of the custom components: Retry-After, durations and UTC timestamps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils import AirbyteTracedException
 
-from source_ultravox_usage.components import parse_duration_seconds, retry_after_seconds
+from source_ultravox_usage.components import parse_duration_seconds, retry_after_seconds, utc_timestamp
 
 # --------------------------------------------------------------------------- retry_after_seconds
 
@@ -81,3 +81,48 @@ def test_parse_duration_seconds_refuses_anything_else(value, shown):
         parse_duration_seconds(value, stream="hourly")
     assert raised.value.failure_type == FailureType.system_error
     assert f"hourly record whose duration is {shown}" in raised.value.message
+
+
+# --------------------------------------------------------------------------- utc_timestamp
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Already in the one form: returned as it is (checked, not rewritten: the fast path).
+        ("2025-03-04T15:54:00Z", "2025-03-04T15:54:00Z"),
+        ("2024-02-29T23:59:59Z", "2024-02-29T23:59:59Z"),
+        # Any other RFC 3339 form: rewritten in UTC, microseconds kept where there are some.
+        ("2025-03-04T15:54:00+00:00", "2025-03-04T15:54:00Z"),
+        ("2025-03-04T10:54:00-05:00", "2025-03-04T15:54:00Z"),
+        ("2025-03-04T15:54:00.000000Z", "2025-03-04T15:54:00Z"),
+        ("2025-03-04T15:54:00.120Z", "2025-03-04T15:54:00.120000Z"),
+        ("2025-03-05T01:54:00.5+10:00", "2025-03-04T15:54:00.500000Z"),
+    ],
+)
+def test_utc_timestamp(value, expected):
+    assert utc_timestamp("concurrency", "timestamp", value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-13-04T15:54:00Z",
+        "2025-02-29T15:54:00Z",
+        "2025-03-04T24:00:00Z",
+        "2025-03-04T15:54:60Z",
+        "\u0662\u0660\u0662\u0665-03-04T15:54:00Z",
+        "2025-03-04 15:54:00Z",
+        "2025-03-04T15:54:00",
+        "2025-03-04",
+        None,
+    ],
+)
+def test_utc_timestamp_refuses_anything_else(value):
+    with pytest.raises(AirbyteTracedException) as raised:
+        utc_timestamp("concurrency", "timestamp", value)
+    assert raised.value.failure_type == FailureType.system_error
+    assert raised.value.message == (
+        f"Ultravox sent a concurrency record whose timestamp is {value!r}, not an RFC 3339 date-time "
+        "with a UTC offset. The connector stops rather than guess; please report this response shape."
+    )
