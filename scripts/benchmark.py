@@ -1417,6 +1417,7 @@ def concurrency_minute_benchmark(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
+            cache = (warm_s, sandbox.hits, sandbox.misses)  # of the measured runs
             profiled = None
             if spy is not None:
                 config = aggregate_config(sandbox, profile_days, args, "minute")
@@ -1424,7 +1425,6 @@ def concurrency_minute_benchmark(args: argparse.Namespace) -> int:
                 profiled = run_profile(
                     spy, Path(args.profile), f"concurrency-minute-{profile_days}d", argv, workdir
                 )
-            cache = (warm_s, sandbox.hits, sandbox.misses)
     settings = {"window_days": window_days, "num_workers": num_workers}
     failed = concurrency_minute_report(args, info, lengths, results, settings, cache, profiled)
     return 1 if failed and args.strict else 0
