@@ -1,9 +1,14 @@
 """The benchmark of issues 5 and 10: the connector against a minimal hand-written client, side by
-side, over all six streams, with the requests each endpoint receives.
+side, over all six streams, with the requests each endpoint receives; and the per-record CPU
+measurements ("measure first": CPU per 1,000 records per stream, minute-bucket concurrency, a
+baseline build beside the connector, py-spy profiles).
 
     .venv/bin/python scripts/benchmark.py                 # 30, 365 and 1095 days, 3 repeats
     .venv/bin/python scripts/benchmark.py --quick         # 10 days, 1 repeat, 10 ms latency
     .venv/bin/python scripts/benchmark.py --window-days 15 --num-workers 5 --strict
+    .venv/bin/python scripts/benchmark.py --baseline-connector ../old/.venv/bin/source-ultravox-usage
+    .venv/bin/python scripts/benchmark.py --concurrency-minute          # 365 days of minute buckets
+    .venv/bin/python scripts/benchmark.py --concurrency-minute --days 30 --profile /tmp/profiles
 
 A sandbox of the Ultravox API (its four endpoints) runs in this process (a thread) with a fixed
 clock and a fixed per-request latency. For every history length N (start_date = end_date - N + 1,
@@ -28,12 +33,41 @@ wall time (launch to exit), records, records per second, and peak RSS of the chi
 sync, from the longest full sync's state; the start-up time of `source-ultravox-usage spec` and of
 `python -c "import requests"`; and where each run's time goes (start-up, requests, after the last).
 
+CPU per 1,000 records per stream (skipped with --no-per-stream): each of the six streams alone (a
+catalog of that one stream; the minimal client given only that stream's requests, as the connector
+sent them) at the longest history and at 1 day, --repeats runs of each, the records of every run
+compared (counts and data; a mismatch fails the benchmark). The table gives, per stream, the
+records and CPU (user + system of the process, medians) at the longest history, and the *marginal*
+CPU per 1,000 records of both clients: (CPU(longest) - CPU(1 day)) / (records(longest) - records(1
+day)) * 1000, so that start-up (the connector imports the CDK, ~1.3 s of CPU) is not spread over the
+records; and their ratio. allTime is one record at any length: its per-record figures are n/a. At
+a short history (--quick) the difference is within run-to-run noise, and may be negative.
+
 Targets: each endpoint gets exactly its share of requests in every full sync of N days,
 2 * ceil(N / window_days) + 1 on /accounts/me/usage/calls (daily, hourly, allTime),
 ceil(N / window_days) on /agents/usage and /accounts/me/usage/concurrency, and
 ceil(N / min(window_days, 90)) on /accounts/me/billing/usage; the scheduled sync sends one request
 per stream (as for N = lookback_days + 1); the connector is no slower than the minimal client from
-365 days up; its peak RSS grows by at most 30 MB from the shortest history to the longest.
+365 days up; at the longest history (if >= 365 days) the connector's wall is at most 0.25 x the
+(sequential) minimal client's; its peak RSS grows by at most 30 MB from the shortest history to the
+longest. The scheduled sync runs once per repeat (medians of wall and CPU).
+
+A baseline (--baseline-connector PATH: another build's `source-ultravox-usage` console script, e.g.
+an older commit's venv) runs beside the connector in every connector measurement, in the same
+run: the main table and the wall-time table (rows labeled `baseline`), the per-stream table
+(`<stream> (baseline)` rows, the baseline's figures in the connector's columns), its own scheduled
+sync from its own state (wall and CPU printed beside the connector's), and the minute-bucket case.
+Its records must equal the connector's (same counts and digests), else the benchmark fails. Target:
+the scheduled sync's connector wall <= the baseline's x 1.10 (10% for run-to-run noise).
+
+Profiles (--profile DIR, needs py-spy: pip install py-spy, it is in the tests extra): after the
+measured runs of the case (default mode: the longest history's sync of all six streams;
+--concurrency-minute: 30 days of minute buckets, 3 with --quick, or the longest --days given), the
+connector runs once more, unmeasured, under `py-spy record --rate 200 --format raw -o
+DIR/<case>.txt -- <connector argv>` (every thread; idle samples left out, py-spy's default), and
+the report lists the 25 frames (function, file after site-packages/ or the repository root) with
+the largest inclusive share of samples (a frame counted once per sample) and the 15 with the
+largest self share.
 
 Changed for issue 10 (six streams instead of allTime, daily and hourly): the catalog, the minimal
 client's streams, the record check (data, not just counts), the per-endpoint request table and
@@ -43,6 +77,24 @@ which synced three streams.
 
 It prints Markdown tables, the machine, and PASS/FAIL for the targets; it exits 0 whatever the
 targets say unless --strict, and 2 when a run itself fails (a crash, records that differ).
+
+The minute-bucket concurrency case (--concurrency-minute): the concurrency stream alone with
+concurrency_bucket minute.
+
+    .venv/bin/python scripts/benchmark.py --concurrency-minute            # 365 days (and 1 day)
+    .venv/bin/python scripts/benchmark.py --concurrency-minute --quick    # 3 days, 10 ms latency
+
+For each N of --days (default 365; quick 3) and for 1 day: the connector (its defaults unless
+--window-days / --num-workers) and the minimal client, which sends the connector's requests (one
+per window, as the connector sent them) one after another and prints the same records (bucketStart
+in UTC `%Y-%m-%dT%H:%M:%SZ`, bucket "minute"); both must print one record per minute from
+start_date's midnight up to the clock's minute, the same data. Reported per run: requests, wall,
+CPU (user + system), records, and CPU µs per record, marginal: (CPU(N) - CPU(1 day)) / (records(N)
+- records(1 day)), the 1-day run's CPU subtracted; the ratio of the two clients. Target: the
+connector's CPU per record at most 8 x the minimal client's (at the longest N). A minute-bucket
+answer costs the sandbox seconds of Python, so a MinuteSandbox (this script's) caches each answer
+per query, computed before the measured runs (the windows of each N): neither client pays for it;
+the report gives the cache's hits and any answer computed during the runs.
 
 The ledger case (--ledger): the calls stream alone, at a big account's volume.
 
