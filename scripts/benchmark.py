@@ -1,9 +1,14 @@
 """The benchmark of issues 5 and 10: the connector against a minimal hand-written client, side by
-side, over all six streams, with the requests each endpoint receives.
+side, over all six streams, with the requests each endpoint receives; and the per-record CPU
+measurements ("measure first": CPU per 1,000 records per stream, minute-bucket concurrency, a
+baseline build beside the connector, py-spy profiles).
 
     .venv/bin/python scripts/benchmark.py                 # 30, 365 and 1095 days, 3 repeats
     .venv/bin/python scripts/benchmark.py --quick         # 10 days, 1 repeat, 10 ms latency
     .venv/bin/python scripts/benchmark.py --window-days 15 --num-workers 5 --strict
+    .venv/bin/python scripts/benchmark.py --baseline-connector ../old/.venv/bin/source-ultravox-usage
+    .venv/bin/python scripts/benchmark.py --concurrency-minute          # 365 days of minute buckets
+    .venv/bin/python scripts/benchmark.py --concurrency-minute --days 30 --profile /tmp/profiles
 
 A sandbox of the Ultravox API (its four endpoints) runs in this process (a thread) with a fixed
 clock and a fixed per-request latency. For every history length N (start_date = end_date - N + 1,
@@ -28,12 +33,41 @@ wall time (launch to exit), records, records per second, and peak RSS of the chi
 sync, from the longest full sync's state; the start-up time of `source-ultravox-usage spec` and of
 `python -c "import requests"`; and where each run's time goes (start-up, requests, after the last).
 
+CPU per 1,000 records per stream (skipped with --no-per-stream): each of the six streams alone (a
+catalog of that one stream; the minimal client given only that stream's requests, as the connector
+sent them) at the longest history and at 1 day, --repeats runs of each, the records of every run
+compared (counts and data; a mismatch fails the benchmark). The table gives, per stream, the
+records and CPU (user + system of the process, medians) at the longest history, and the *marginal*
+CPU per 1,000 records of both clients: (CPU(longest) - CPU(1 day)) / (records(longest) - records(1
+day)) * 1000, so that start-up (the connector imports the CDK, ~1.3 s of CPU) is not spread over the
+records; and their ratio. allTime is one record at any length: its per-record figures are n/a. At
+a short history (--quick) the difference is within run-to-run noise, and may be negative.
+
 Targets: each endpoint gets exactly its share of requests in every full sync of N days,
 2 * ceil(N / window_days) + 1 on /accounts/me/usage/calls (daily, hourly, allTime),
 ceil(N / window_days) on /agents/usage and /accounts/me/usage/concurrency, and
 ceil(N / min(window_days, 90)) on /accounts/me/billing/usage; the scheduled sync sends one request
 per stream (as for N = lookback_days + 1); the connector is no slower than the minimal client from
-365 days up; its peak RSS grows by at most 30 MB from the shortest history to the longest.
+365 days up; at the longest history (if >= 365 days) the connector's wall is at most 0.25 x the
+(sequential) minimal client's; its peak RSS grows by at most 30 MB from the shortest history to the
+longest. The scheduled sync runs once per repeat (medians of wall and CPU).
+
+A baseline (--baseline-connector PATH: another build's `source-ultravox-usage` console script, e.g.
+an older commit's venv) runs beside the connector in every connector measurement, in the same
+run: the main table and the wall-time table (rows labeled `baseline`), the per-stream table
+(`<stream> (baseline)` rows, the baseline's figures in the connector's columns), its own scheduled
+sync from its own state (wall and CPU printed beside the connector's), and the minute-bucket case.
+Its records must equal the connector's (same counts and digests), else the benchmark fails. Target:
+the scheduled sync's connector wall <= the baseline's x 1.10 (10% for run-to-run noise).
+
+Profiles (--profile DIR, needs py-spy: pip install py-spy, it is in the tests extra): after the
+measured runs of the case (default mode: the longest history's sync of all six streams;
+--concurrency-minute: 30 days of minute buckets, 3 with --quick, or the longest --days given), the
+connector runs once more, unmeasured, under `py-spy record --rate 200 --format raw -o
+DIR/<case>.txt -- <connector argv>` (every thread; idle samples left out, py-spy's default), and
+the report lists the 25 frames (function, file after site-packages/ or the repository root) with
+the largest inclusive share of samples (a frame counted once per sample) and the 15 with the
+largest self share.
 
 Changed for issue 10 (six streams instead of allTime, daily and hourly): the catalog, the minimal
 client's streams, the record check (data, not just counts), the per-endpoint request table and
@@ -43,6 +77,24 @@ which synced three streams.
 
 It prints Markdown tables, the machine, and PASS/FAIL for the targets; it exits 0 whatever the
 targets say unless --strict, and 2 when a run itself fails (a crash, records that differ).
+
+The minute-bucket concurrency case (--concurrency-minute): the concurrency stream alone with
+concurrency_bucket minute.
+
+    .venv/bin/python scripts/benchmark.py --concurrency-minute            # 365 days (and 1 day)
+    .venv/bin/python scripts/benchmark.py --concurrency-minute --quick    # 3 days, 10 ms latency
+
+For each N of --days (default 365; quick 3) and for 1 day: the connector (its defaults unless
+--window-days / --num-workers) and the minimal client, which sends the connector's requests (one
+per window, as the connector sent them) one after another and prints the same records (bucketStart
+in UTC `%Y-%m-%dT%H:%M:%SZ`, bucket "minute"); both must print one record per minute from
+start_date's midnight up to the clock's minute, the same data. Reported per run: requests, wall,
+CPU (user + system), records, and CPU µs per record, marginal: (CPU(N) - CPU(1 day)) / (records(N)
+- records(1 day)), the 1-day run's CPU subtracted; the ratio of the two clients. Target: the
+connector's CPU per record at most 8 x the minimal client's (at the longest N). A minute-bucket
+answer costs the sandbox seconds of Python, so a MinuteSandbox (this script's) caches each answer
+per query, computed before the measured runs (the windows of each N): neither client pays for it;
+the report gives the cache's hits and any answer computed during the runs.
 
 The ledger case (--ledger): the calls stream alone, at a big account's volume.
 
@@ -227,6 +279,8 @@ import ast  # noqa: E402
 import datetime as dt  # noqa: E402
 import hashlib  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -264,6 +318,11 @@ NOW = dt.datetime(2025, 3, 4, 15, 55, tzinfo=dt.UTC)
 DEFAULT_DAYS = (30, 365, 1095)
 QUICK_DAYS = (10,)
 WALL_TARGET_FROM_DAYS = 365
+# At the longest history (from WALL_TARGET_FROM_DAYS up): the connector's wall at most this share
+# of the sequential minimal client's.
+WALL_RATIO_TARGET = 0.25
+# The scheduled sync's wall against the baseline's: at most this ratio (10% for noise).
+SCHEDULED_BASELINE_MARGIN = 1.10
 RSS_TARGET_MB = 30.0
 # Each endpoint and the streams that read it, in the order the tables list them.
 ENDPOINTS = {
@@ -455,32 +514,59 @@ def read_output(stdout_path: Path) -> tuple[Counter, dict[str, int], list]:
 
 
 def run_connector(
-    sandbox: Sandbox, days: int, config: dict, workdir: Path, tag: str, states: list | None = None
+    sandbox: Sandbox,
+    days: int,
+    config: dict,
+    workdir: Path,
+    tag: str,
+    states: list | None = None,
+    streams: list[str] | None = None,
+    console: Path = CONSOLE_SCRIPT,
+    client: str = "connector",
 ) -> Run:
-    """A read of all six streams, incremental where they can be; from `states` if given."""
-    config_path, catalog_path = workdir / f"config-{days}.json", workdir / "catalog.json"
+    """A read of `streams` (default all six), incremental where they can be; from `states` if
+    given; with `console` (the baseline's console script for client "baseline")."""
+    argv = connector_argv(workdir, tag, config, streams or AGGREGATE_STREAMS, console, states)
+    sandbox.clear_log()
+    child = run_child(argv, workdir, f"{client}-{tag}")
+    return make_run(days, client, child, sandbox)
+
+
+def connector_argv(
+    workdir: Path,
+    tag: str,
+    config: dict,
+    streams: list[str],
+    console: Path = CONSOLE_SCRIPT,
+    states: list | None = None,
+) -> list[str]:
+    """`console read` with this config, a catalog of `streams` and `states`, written to workdir."""
+    config_path, catalog_path = workdir / f"config-{tag}.json", workdir / f"catalog-{'-'.join(streams)}.json"
     config_path.write_text(json.dumps(config))
-    catalog_path.write_text(json.dumps(configured_catalog(AGGREGATE_STREAMS)))
-    argv = [str(CONSOLE_SCRIPT), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    catalog_path.write_text(json.dumps(configured_catalog(streams)))
+    argv = [str(console), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
     if states is not None:
         state_path = workdir / f"state-{tag}.json"
         state_path.write_text(json.dumps(states))
         argv += ["--state", str(state_path)]
-    sandbox.clear_log()
-    child = run_child(argv, workdir, f"connector-{tag}")
-    return make_run(days, "connector", child, sandbox)
+    return argv
 
 
-def minimal_plan(sandbox: Sandbox, config: dict, logged: list, concurrency_bucket: str) -> dict:
-    """The connector's requests for the minimal client, each with the stream it is for. The sandbox
+def minimal_plan(
+    sandbox: Sandbox, config: dict, logged: list, concurrency_bucket: str, streams: list[str] | None = None
+) -> dict:
+    """The connector's requests for the minimal client, each with the stream it is for, the
+    connector having read `streams` (default all six). The sandbox
     log does not say which stream sent a request. Each endpoint but /usage/calls serves one stream.
     On /usage/calls, daily and hourly ask for the same windows and allTime for the whole range: of
     the copies of one request, the first plays allTime if it is the whole range (once), then one
     plays daily and one hourly. When one window covers the whole range the three requests are
     alike, and any may play any part. A request beyond these parts (the connector sent a window
     more often than once per stream) fails the benchmark."""
+    streams = streams or AGGREGATE_STREAMS
     whole_range = {"fromDate": [config["start_date"]], "toDate": [config["end_date"]]}
-    all_time_left = 1
+    all_time_left = 1 if "allTime" in streams else 0
+    usage_parts = [name for name in ("daily", "hourly") if name in streams]
     parts: dict[tuple, list[str]] = {}
     requests = []
     for entry in logged:
@@ -491,7 +577,7 @@ def minimal_plan(sandbox: Sandbox, config: dict, logged: list, concurrency_bucke
         if entry.path not in ENDPOINTS:
             raise BenchmarkError(f"the connector sent a request to an unknown endpoint: {entry!r}")
         single = STREAM_OF_ENDPOINT.get(entry.path)
-        left = parts.setdefault(key, [single] if single else ["daily", "hourly"])
+        left = parts.setdefault(key, [single] if single else list(usage_parts))
         if whole and all_time_left:
             stream, all_time_left = "allTime", 0
         elif left:
@@ -511,7 +597,7 @@ def minimal_plan(sandbox: Sandbox, config: dict, logged: list, concurrency_bucke
 
 
 def run_minimal(sandbox: Sandbox, days: int, plan: dict, workdir: Path, tag: str) -> Run:
-    plan_path = workdir / f"plan-{days}.json"
+    plan_path = workdir / f"plan-{tag}.json"
     plan_path.write_text(json.dumps(plan))
     sandbox.clear_log()
     child = run_child(
@@ -628,6 +714,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="10 days, 1 repeat, 1 spec run, 10 ms latency (unless given)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--no-per-stream",
+        action="store_true",
+        help="skip the CPU per 1,000 records per stream (each stream alone, at 1 day and the longest)",
+    )
+    parser.add_argument(
+        "--baseline-connector",
+        type=Path,
+        metavar="PATH",
+        help="another build's source-ultravox-usage console script, run beside the connector everywhere",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="after the measured runs, the connector once more under py-spy (DIR/<case>.txt), top frames",
+    )
+    minute = parser.add_argument_group("the minute-bucket concurrency case (--concurrency-minute)")
+    minute.add_argument(
+        "--concurrency-minute",
+        action="store_true",
+        help=f"the concurrency stream alone, minute buckets (days default {CONCURRENCY_MINUTE_DAYS}, "
+        f"quick {QUICK_CONCURRENCY_MINUTE_DAYS})",
+    )
     ledger = parser.add_argument_group("the ledger case (--ledger): the calls stream alone")
     ledger.add_argument(
         "--ledger",
@@ -670,6 +779,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ledger.add_argument("--no-small-account", action="store_true", help="skip the small account's syncs")
     args = parser.parse_args(argv)
     quick = args.quick
+    args.days_given = args.days is not None
+    if args.baseline_connector is not None:
+        args.baseline_connector = args.baseline_connector.absolute()
+        if not os.access(args.baseline_connector, os.X_OK):
+            parser.error(f"--baseline-connector {args.baseline_connector}: no such executable")
+    if args.ledger and (args.concurrency_minute or args.baseline_connector or args.profile):
+        parser.error("--ledger takes neither --concurrency-minute, --baseline-connector nor --profile")
+    if args.concurrency_minute:
+        args.days = args.days or list(QUICK_CONCURRENCY_MINUTE_DAYS if quick else CONCURRENCY_MINUTE_DAYS)
+        args.repeats = args.repeats or 1
+        args.latency = args.latency if args.latency is not None else (0.01 if quick else 0.1)
+        if any(d < 1 for d in args.days) or args.repeats < 1 or args.latency < 0:
+            parser.error("--days and --repeats must be positive, --latency not negative")
+        return args
     if args.ledger:
         args.days = args.days or list(QUICK_LEDGER_DAYS if quick else LEDGER_DAYS)
         args.repeats = args.repeats or 1
@@ -686,11 +809,87 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def aggregate_config(
+    sandbox: Sandbox, days: int, args: argparse.Namespace, bucket: str | None = None
+) -> dict:
+    """The config of a sync of `days` days up to the sandbox's today, --window-days and
+    --num-workers if given, concurrency_bucket if given."""
+    today = NOW.date()
+    config = {
+        "api_key": sandbox.api_key,
+        "api_url": sandbox.url,
+        "start_date": (today - dt.timedelta(days=days - 1)).isoformat(),
+        "end_date": today.isoformat(),
+    }
+    if args.window_days:
+        config["window_days"] = args.window_days
+    if args.num_workers:
+        config["num_workers"] = args.num_workers
+    if bucket:
+        config["concurrency_bucket"] = bucket
+    return config
+
+
+def same_records(label: str, ours: Run, theirs: Run) -> None:
+    """Both runs printed, per stream, as many records with the same data; else a BenchmarkError."""
+    if ours.records != theirs.records:
+        raise BenchmarkError(
+            f"{label}: records differ, {ours.client} {dict(ours.records)} vs {theirs.client} "
+            f"{dict(theirs.records)}"
+        )
+    differ = sorted(name for name in ours.records if ours.digests[name] != theirs.digests[name])
+    if differ:
+        raise BenchmarkError(
+            f"{label}: the {ours.client}'s and {theirs.client}'s {', '.join(differ)} records differ"
+        )
+
+
+def measure(
+    sandbox: Sandbox,
+    days: int,
+    config: dict,
+    workdir: Path,
+    tag: str,
+    streams: list[str],
+    bucket: str,
+    baseline: Path | None,
+    plans: dict,
+) -> list[Run]:
+    """One run each of the connector, the baseline (if given) and the minimal client over the same
+    config: the minimal client sends the connector's requests (the plan of the first run of this
+    key, kept in `plans`); all print the same records, else a BenchmarkError."""
+    connector = run_connector(sandbox, days, config, workdir, tag, streams=streams)
+    runs = [connector]
+    if baseline is not None:
+        runs.append(
+            run_connector(
+                sandbox, days, config, workdir, tag, streams=streams, console=baseline, client="baseline"
+            )
+        )
+    key = (days, tuple(streams), bucket)
+    if key not in plans:
+        plans[key] = (
+            minimal_plan(sandbox, config, connector.requests, bucket, streams),
+            signature(connector.requests),
+        )
+    plan, planned = plans[key]
+    minimal = run_minimal(sandbox, days, plan, workdir, tag)
+    if signature(minimal.requests) != planned:
+        raise BenchmarkError(f"{days} days ({', '.join(streams)}): the minimal client sent other requests")
+    runs.append(minimal)
+    label = f"{days} days ({'all six streams' if len(streams) > 1 else streams[0]})"
+    for other in runs[1:]:
+        same_records(label, connector, other)
+    return runs
+
+
 def benchmark(args: argparse.Namespace) -> int:
     info = machine()
     days_list = sorted(set(args.days))
     today = NOW.date()
     results: dict[tuple[int, str], Measured] = {}
+    baseline = args.baseline_connector
+    spy = py_spy() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="ultravox-benchmark-") as tmp:
         workdir = Path(tmp)
         defaults = connector_defaults(workdir)
@@ -705,55 +904,106 @@ def benchmark(args: argparse.Namespace) -> int:
         history_start = today - dt.timedelta(days=max(days_list) + 30)
         faults = Faults(latency_s=args.latency)
         with Sandbox(history_start=history_start, now=NOW, faults=faults) as sandbox:
-            plans: dict[int, dict] = {}
-            planned: dict[int, Counter] = {}
-            scheduled: Run | None = None
+            plans: dict = {}
+            # The next scheduled sync after the longest full sync, per connector client and repeat.
+            scheduled: dict[str, list[Run]] = {}
             for repeat in range(args.repeats):
                 for days in days_list:
-                    config = {
-                        "api_key": sandbox.api_key,
-                        "api_url": sandbox.url,
-                        "start_date": (today - dt.timedelta(days=days - 1)).isoformat(),
-                        "end_date": today.isoformat(),
-                    }
-                    if args.window_days:
-                        config["window_days"] = args.window_days
-                    if args.num_workers:
-                        config["num_workers"] = args.num_workers
+                    config = aggregate_config(sandbox, days, args)
                     tag = f"{days}-{repeat}"
-                    connector = run_connector(sandbox, days, config, workdir, tag)
-                    if days not in plans:
-                        plans[days] = minimal_plan(sandbox, config, connector.requests, bucket)
-                        planned[days] = signature(connector.requests)
-                    minimal = run_minimal(sandbox, days, plans[days], workdir, tag)
-                    if signature(minimal.requests) != planned[days]:
-                        raise BenchmarkError(f"{days} days: the minimal client sent other requests")
-                    if minimal.records != connector.records:
-                        raise BenchmarkError(
-                            f"{days} days: records differ, connector {dict(connector.records)} "
-                            f"vs minimal {dict(minimal.records)}"
-                        )
-                    ours, theirs = connector.digests, minimal.digests
-                    differ = sorted(name for name in connector.records if ours[name] != theirs[name])
-                    if differ:
-                        raise BenchmarkError(f"{days} days: the clients' {', '.join(differ)} records differ")
-                    if scheduled is None and days == days_list[-1]:
+                    runs = measure(
+                        sandbox, days, config, workdir, tag, AGGREGATE_STREAMS, bucket, baseline, plans
+                    )
+                    if days == days_list[-1]:
                         # The next scheduled sync, from this sync's state: each stream re-reads its
                         # last lookback_days + 1 days (the clock stays put: the same windows).
-                        states = connector.states
-                        scheduled = run_connector(sandbox, days, config, workdir, "scheduled", states)
-                    for run in (connector, minimal):
+                        for run in runs[:-1]:
+                            console = baseline if run.client == "baseline" else CONSOLE_SCRIPT
+                            again = run_connector(
+                                sandbox,
+                                days,
+                                config,
+                                workdir,
+                                f"scheduled-{repeat}",
+                                run.states,
+                                console=console,
+                                client=run.client,
+                            )
+                            scheduled.setdefault(run.client, []).append(again)
+                        if "baseline" in scheduled:
+                            same_records(
+                                "scheduled sync", scheduled["connector"][-1], scheduled["baseline"][-1]
+                            )
+                    for run in runs:
                         results.setdefault((days, run.client), Measured(days, run.client)).runs.append(run)
                     print(
-                        f"[{repeat + 1}/{args.repeats}] {days} days: connector {connector.wall_s:.2f} s "
-                        f"({len(connector.requests)} requests), minimal {minimal.wall_s:.2f} s",
+                        f"[{repeat + 1}/{args.repeats}] {days} days: "
+                        + ", ".join(f"{run.client} {run.wall_s:.2f} s" for run in runs)
+                        + f" ({len(runs[0].requests)} requests)",
                         file=sys.stderr,
                         flush=True,
                     )
+            per_stream = None
+            if not args.no_per_stream:
+                per_stream = per_stream_cpu(args, sandbox, workdir, days_list[-1], bucket, baseline, plans)
+            profiled = None
+            if spy is not None:
+                config = aggregate_config(sandbox, days_list[-1], args)
+                argv = connector_argv(workdir, "profile", config, AGGREGATE_STREAMS)
+                profiled = run_profile(spy, Path(args.profile), f"default-{days_list[-1]}d", argv, workdir)
 
     settings = {"window_days": window_days, "num_workers": num_workers, "lookback_days": lookback_days}
-    failed = report(args, info, days_list, results, scheduled, settings, spec, imports, bare)
+    failed = report(
+        args, info, days_list, results, scheduled, settings, spec, imports, bare, per_stream, profiled
+    )
     return 1 if failed and args.strict else 0
+
+
+def per_stream_cpu(
+    args: argparse.Namespace,
+    sandbox: Sandbox,
+    workdir: Path,
+    longest: int,
+    bucket: str,
+    baseline: Path | None,
+    plans: dict,
+) -> dict[tuple[str, int, str], Measured]:
+    """Each of the six streams alone (a catalog of that stream; the minimal client sends only its
+    requests), at 1 day and at the longest history, --repeats runs of each client."""
+    out: dict[tuple[str, int, str], Measured] = {}
+    for stream in AGGREGATE_STREAMS:
+        for days in sorted({1, longest}):
+            config = aggregate_config(sandbox, days, args)
+            for repeat in range(args.repeats):
+                tag = f"{stream}-{days}-{repeat}"
+                runs = measure(sandbox, days, config, workdir, tag, [stream], bucket, baseline, plans)
+                if set(runs[0].records) - {stream}:
+                    raise BenchmarkError(f"{stream} alone, {days} days: records of {dict(runs[0].records)}")
+                for run in runs:
+                    out.setdefault((stream, days, run.client), Measured(days, run.client)).runs.append(run)
+        print(
+            f"[per stream] {stream}: "
+            + ", ".join(
+                f"{client} {out[(stream, longest, client)].median('cpu_s'):.2f} s CPU"
+                for client in ("connector", "baseline", "minimal")
+                if (stream, longest, client) in out
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+    return out
+
+
+def marginal(long: Measured, short: Measured, per: float) -> float | None:
+    """CPU per `per` records beyond the short run's: (CPU(long) - CPU(short)) / (records(long) -
+    records(short)) * per, medians of the CPU; None when the long run has no more records."""
+    if long is short or long.records <= short.records:
+        return None
+    return (long.median("cpu_s") - short.median("cpu_s")) / (long.records - short.records) * per
+
+
+def figure(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 class Targets:
@@ -775,28 +1025,38 @@ def report(
     info: dict[str, str],
     days_list: list[int],
     results: dict[tuple[int, str], Measured],
-    scheduled: Run,
+    scheduled_runs: dict[str, list[Run]],
     settings: dict[str, int],
     spec: tuple[float, float],
     imports: tuple[float, float],
     bare: tuple[float, float],
+    stream_cpu: dict[tuple[str, int, str], Measured] | None,
+    profiled: Path | None,
 ) -> bool:
     """Print the tables and the targets; True when a target failed."""
     window_days, lookback_days = settings["window_days"], settings["lookback_days"]
+    clients = [c for c in ("connector", "baseline", "minimal") if (days_list[0], c) in results]
+    scheduled = scheduled_runs["connector"][0]
     print("# source-ultravox-usage benchmark (issues 5 and 10)\n")
     print(
         f"Sandbox latency {args.latency * 1000:.0f} ms per request, fixed clock {NOW:%Y-%m-%d %H:%M} UTC, "
         f"end_date {NOW.date()}; all six streams; window_days {window_days}, "
-        f"num_workers {settings['num_workers']}; median of {args.repeats} run(s).\n"
+        f"num_workers {settings['num_workers']}; median of {args.repeats} run(s)."
+        + (
+            f" baseline: {args.baseline_connector}, run beside the connector."
+            if args.baseline_connector
+            else ""
+        )
+        + "\n"
     )
     print("| days | client | requests | wall s | records | records/s | peak RSS MB | ratio |")
     print("|---:|---|---:|---:|---:|---:|---:|---|")
     for days in days_list:
-        connector, minimal = results[(days, "connector")], results[(days, "minimal")]
-        for measured in (connector, minimal):
+        minimal = results[(days, "minimal")]
+        for measured in (results[(days, client)] for client in clients):
             counts = sorted(set(measured.request_counts))
             wall, rss = measured.median("wall_s"), measured.median("rss_mb")
-            if measured is connector:
+            if measured is not minimal:
                 ratio = (
                     f"wall ×{wall / minimal.median('wall_s'):.2f}, RSS ×{rss / minimal.median('rss_mb'):.2f}"
                 )
@@ -833,13 +1093,26 @@ def report(
     print()
     scheduled_days = min(days_list[-1], lookback_days + 1)
     scheduled_expected = expected_requests(scheduled_days, window_days)
+    sched = {
+        client: (statistics.median(r.wall_s for r in runs), statistics.median(r.cpu_s for r in runs))
+        for client, runs in scheduled_runs.items()
+    }
     print(
         f"Scheduled sync: the connector again right after the {days_list[-1]}-day sync, from its state "
-        f"(each stream re-reads lookback_days {lookback_days}): {scheduled.wall_s:.2f} s, "
+        f"(each stream re-reads lookback_days {lookback_days}): {sched['connector'][0]:.2f} s, "
+        f"CPU {sched['connector'][1]:.2f} s (medians of {len(scheduled_runs['connector'])}), "
         f"{scheduled.record_count} records, requests "
         + ", ".join(f"{endpoint_name(p)} {n}" for p, n in scheduled.endpoint_counts.items())
         + f" ({len(scheduled.requests)} in all).\n"
     )
+    if "baseline" in sched:
+        base = scheduled_runs["baseline"][0]
+        print(
+            f"Scheduled sync, baseline: the baseline again right after its own {days_list[-1]}-day sync, "
+            f"from its state: {sched['baseline'][0]:.2f} s, CPU {sched['baseline'][1]:.2f} s (medians of "
+            f"{len(scheduled_runs['baseline'])}), {base.record_count} records (the connector's), "
+            f"{len(base.requests)} requests.\n"
+        )
     print(
         "Start-up (median of {}): `source-ultravox-usage spec` {:.2f} s, {:.0f} MB; "
         '`python -c "import requests"` {:.2f} s, {:.0f} MB; `python -c pass` {:.2f} s, {:.0f} MB '
@@ -853,7 +1126,7 @@ def report(
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for days in days_list:
-        for client in ("connector", "minimal"):
+        for client in clients:
             m = results[(days, client)]
             walls = [run.wall_s for run in m.runs]
             print(
@@ -868,6 +1141,11 @@ def report(
     print("last answer; after last: last answer to exit; in flight: the most requests the sandbox")
     print("answered at once (any run); CPU: the child's user + system time; longest window: the most")
     print("days one window request covered on any endpoint (allTime's whole-range request left out).\n")
+
+    if stream_cpu is not None:
+        per_stream_report(args, days_list[-1], stream_cpu)
+    if profiled is not None:
+        profile_report(profiled)
 
     verdict = Targets(info)
 
@@ -914,6 +1192,37 @@ def report(
         )
     else:
         verdict(None, f"connector wall time <= minimal's from {WALL_TARGET_FROM_DAYS} days up (no such run)")
+    longest = days_list[-1]
+    if longest >= WALL_TARGET_FROM_DAYS:
+        c, m = (
+            results[(longest, "connector")].median("wall_s"),
+            results[(longest, "minimal")].median("wall_s"),
+        )
+        verdict(
+            c <= WALL_RATIO_TARGET * m,
+            f"connector wall at {longest} days <= {WALL_RATIO_TARGET} x the sequential minimal client's "
+            f"({c:.2f} s vs {WALL_RATIO_TARGET} x {m:.2f} s = {WALL_RATIO_TARGET * m:.2f} s, x{c / m:.2f})",
+        )
+    else:
+        verdict(
+            None,
+            f"connector wall at the longest history <= {WALL_RATIO_TARGET} x the minimal client's "
+            f"(the longest run, {longest} days, is under {WALL_TARGET_FROM_DAYS})",
+        )
+    if "baseline" in sched:
+        (cw, cc), (bw, bc) = sched["connector"], sched["baseline"]
+        verdict(
+            cw <= SCHEDULED_BASELINE_MARGIN * bw,
+            f"scheduled sync: connector wall <= baseline's x {SCHEDULED_BASELINE_MARGIN:.2f} (a 10% margin "
+            f"for noise) ({cw:.2f} s vs {bw:.2f} s, x{cw / bw:.2f}; CPU {cc:.2f} s vs {bc:.2f} s; medians "
+            f"of {len(scheduled_runs['connector'])})",
+        )
+    else:
+        verdict(
+            None,
+            f"scheduled sync: connector wall <= baseline's x {SCHEDULED_BASELINE_MARGIN:.2f} "
+            "(no --baseline-connector)",
+        )
     if len(days_list) > 1:
         low, high = days_list[0], days_list[-1]
         rss_low = results[(low, "connector")].median("rss_mb")
@@ -926,6 +1235,342 @@ def report(
     else:
         verdict(
             None, f"connector peak RSS within {RSS_TARGET_MB:.0f} MB across history lengths (one length run)"
+        )
+    return verdict.failed
+
+
+def per_stream_report(args: argparse.Namespace, longest: int, per_stream: dict) -> None:
+    print(
+        f"CPU per 1,000 records per stream: each stream alone (a catalog of that stream; the minimal "
+        f"client sends only its requests), at {longest} days and at 1 day, median of {args.repeats} "
+        "run(s) each; the records of every run compared (counts and data).\n"
+    )
+    print(
+        "| stream | records | connector CPU s | minimal CPU s | connector CPU ms / 1,000 records "
+        "| minimal CPU ms / 1,000 records | ratio |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for stream in AGGREGATE_STREAMS:
+        minimal = per_stream[(stream, longest, "minimal")]
+        floor = marginal(minimal, per_stream[(stream, 1, "minimal")], 1000)
+        for client in ("connector", "baseline"):
+            if (stream, longest, client) not in per_stream:
+                continue
+            long = per_stream[(stream, longest, client)]
+            ours = marginal(long, per_stream[(stream, 1, client)], 1000)
+            # A difference within run-to-run noise (a short history) may be zero or negative.
+            noise = ours is None or floor is None or ours <= 0 or floor <= 0
+            ratio = "n/a" if noise else f"×{ours / floor:.2f}"
+            name = stream if client == "connector" else f"{stream} (baseline)"
+            print(
+                f"| {name} | {long.records} | {long.median('cpu_s'):.2f} | {minimal.median('cpu_s'):.2f} | "
+                f"{figure(ours)} | {figure(floor)} | {ratio} |"
+            )
+    print()
+    print(
+        f"records, CPU s: at {longest} days; CPU: user + system of the process. CPU ms / 1,000 records is "
+        f"marginal: (CPU at {longest} days - CPU at 1 day) / (records at {longest} days - records at 1 day) "
+        "* 1000, so that start-up (the connector imports the CDK, ~1.3 s of CPU) is not spread over the "
+        "records. allTime: n/a, it is one record at any history length, so there are no records beyond "
+        "the 1-day run's to divide by (its CPU s is start-up and one request). ratio: connector / minimal."
+        + (
+            " (baseline) rows: the baseline connector in the connector's columns."
+            if args.baseline_connector
+            else ""
+        )
+        + "\n"
+    )
+
+
+# ---- profiling (--profile) -------------------------------------------------------------------
+
+
+def py_spy() -> str:
+    """The py-spy executable beside this Python, else on PATH; a BenchmarkError without it."""
+    beside = Path(sys.executable).with_name("py-spy")
+    found = str(beside) if beside.exists() else shutil.which("py-spy")
+    if not found:
+        raise BenchmarkError("--profile needs py-spy: pip install py-spy (it is in the tests extra)")
+    return found
+
+
+def run_profile(spy: str, out_dir: Path, case: str, argv: list[str], workdir: Path) -> Path:
+    """The connector once more under `py-spy record --rate 200 --format raw` (every thread, idle
+    samples left out: py-spy's defaults), its samples in out_dir/<case>.txt; not measured."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir.resolve() / f"{case}.txt"
+    stdout, stderr = workdir / f"profile-{case}.out", workdir / f"profile-{case}.err"
+    print(f"[profile] {case}: py-spy record -o {path}", file=sys.stderr, flush=True)
+    with stdout.open("w") as out, stderr.open("w") as err:
+        command = [spy, "record", "--rate", "200", "--format", "raw", "-o", str(path), "--", *argv]
+        returncode = subprocess.run(command, stdout=out, stderr=err, cwd=workdir).returncode
+    if returncode != 0 or not path.exists():
+        tail = stderr.read_text(errors="replace")[-2000:]
+        raise BenchmarkError(f"py-spy record exited with {returncode} (ptrace permission?):\n{tail}")
+    read_output(stdout)  # the profiled sync must not have failed either
+    return path
+
+
+FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::\d+)?\)$")
+
+
+def frame_key(frame: str) -> tuple[str, str]:
+    """(function, file) of one py-spy frame, `function (file:line)`; the file after site-packages/
+    or the repository root."""
+    match = FRAME.match(frame)
+    function, file = (match["function"], match["file"]) if match else (frame, "")
+    if "site-packages/" in file:
+        file = file.split("site-packages/", 1)[1]
+    elif file.startswith(str(ROOT) + "/"):
+        file = file[len(str(ROOT)) + 1 :]
+    return function, file
+
+
+def profile_report(path: Path, top_inclusive: int = 25, top_self: int = 15) -> None:
+    """The frames with the largest inclusive share of samples (a frame counted once per sample
+    whatever its depth) and the largest self share (the innermost frame)."""
+    inclusive: Counter = Counter()
+    own: Counter = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [frame_key(f) for f in stack.split(";")]
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    print(
+        f"Profile: `py-spy record --rate 200 --format raw` of one more connector run (all threads, idle "
+        f"samples left out), {total} samples, in {path}.\n"
+    )
+    for title, counter, top in (("inclusive", inclusive, top_inclusive), ("self", own, top_self)):
+        print(f"| # | function | file | {title} % |")
+        print("|---:|---|---|---:|")
+        for rank, ((function, file), n) in enumerate(counter.most_common(top), 1):
+            print(f"| {rank} | `{function}` | {file} | {100 * n / max(total, 1):.1f} |")
+        print()
+
+
+# ---- the minute-bucket concurrency case (--concurrency-minute) ----------------------------------
+
+CONCURRENCY_MINUTE_DAYS = (365,)
+QUICK_CONCURRENCY_MINUTE_DAYS = (3,)
+CONCURRENCY_PROFILE_DAYS, QUICK_CONCURRENCY_PROFILE_DAYS = 30, 3
+CONCURRENCY_CPU_RATIO_TARGET = 8.0
+
+
+class MinuteSandbox(Sandbox):
+    """The sandbox with each /usage/concurrency answer (the encoded body) cached per query: a
+    minute-bucket answer takes the sandbox seconds of Python per window, which would compete with
+    the client under test for the CPUs. `warm` computes the answers of a sync's windows before the
+    measured runs; a request it did not foresee is answered as usual (and counted in `misses`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._answers: dict[tuple, bytes] = {}
+        self._answers_lock = threading.Lock()
+        self.hits = self.misses = 0
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _cache_key(query: dict[str, list[str]]) -> tuple:
+        return tuple(sorted((k, tuple(v)) for k, v in query.items()))
+
+    def warm(self, queries: list[dict[str, list[str]]]) -> None:
+        for query in queries:
+            key = self._cache_key(query)
+            if key not in self._answers:
+                self._answers[key] = json.dumps(self._concurrency(query, None)).encode()
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], key: str | None, raw_path: str
+    ) -> Any:
+        cacheable = path == CONCURRENCY_PATH and method == "GET" and key == self.api_key
+        if cacheable:
+            with self._answers_lock:
+                cached = self._answers.get(self._cache_key(query))
+            if cached is not None:
+                if self.faults.latency_s:
+                    self._stopping.wait(self.faults.latency_s)
+                with self._answers_lock:
+                    self.hits += 1
+                return 200, {}, "application/json", cached
+        answer = super()._answer(method, path, query, key, raw_path)
+        if cacheable and answer is not None and answer[0] == 200:
+            with self._answers_lock:
+                self._answers[self._cache_key(query)] = answer[3]
+                self.misses += 1
+        return answer
+
+
+def concurrency_queries(days: int, window_days: int) -> list[dict[str, list[str]]]:
+    """The queries of a full sync's concurrency windows, as the manifest builds them."""
+    today = NOW.date()
+    start = today - dt.timedelta(days=days - 1)
+    return [
+        {"start": [f"{a}T00:00:00Z"], "end": [f"{b}T23:59:59Z"], "bucket": ["minute"]}
+        for a, b in day_windows(start, today, window_days)
+    ]
+
+
+def minutes_up_to_now(days: int) -> int:
+    """Minute buckets from start_date's midnight up to the sandbox's now (its current minute
+    included, partial, unless now is a minute's start)."""
+    midnight = dt.datetime.combine(NOW.date() - dt.timedelta(days=days - 1), dt.time(), dt.UTC)
+    return math.ceil((NOW - midnight).total_seconds() / 60)
+
+
+def concurrency_minute_benchmark(args: argparse.Namespace) -> int:
+    info = machine()
+    days_list = sorted(set(args.days))
+    lengths = sorted({1, *days_list})
+    baseline = args.baseline_connector
+    spy = py_spy() if args.profile else None
+    profile_days = (
+        max(days_list)
+        if args.days_given
+        else (QUICK_CONCURRENCY_PROFILE_DAYS if args.quick else CONCURRENCY_PROFILE_DAYS)
+    )
+    results: dict[tuple[int, str], Measured] = {}
+    with tempfile.TemporaryDirectory(prefix="ultravox-concurrency-benchmark-") as tmp:
+        workdir = Path(tmp)
+        defaults = connector_defaults(workdir)
+        window_days = args.window_days or defaults["window_days"]
+        num_workers = args.num_workers or defaults["num_workers"]
+        history_start = NOW.date() - dt.timedelta(days=max(*lengths, profile_days) + 30)
+        with MinuteSandbox(
+            history_start=history_start, now=NOW, faults=Faults(latency_s=args.latency)
+        ) as sandbox:
+            warmed = time.monotonic()
+            for days in sorted({*lengths, profile_days if spy else 1}):
+                sandbox.warm(concurrency_queries(days, window_days))
+            warm_s = time.monotonic() - warmed
+            print(f"[concurrency minute] sandbox answers computed in {warm_s:.1f} s", file=sys.stderr)
+            plans: dict = {}
+            for repeat in range(args.repeats):
+                for days in lengths:
+                    config = aggregate_config(sandbox, days, args, "minute")
+                    tag = f"minute-{days}-{repeat}"
+                    runs = measure(
+                        sandbox, days, config, workdir, tag, ["concurrency"], "minute", baseline, plans
+                    )
+                    expected = minutes_up_to_now(days)
+                    for run in runs:
+                        if dict(run.records) != {"concurrency": expected}:
+                            raise BenchmarkError(
+                                f"{run.client}, {days} days: {dict(run.records)} records, {expected} minutes"
+                            )
+                        results.setdefault((days, run.client), Measured(days, run.client)).runs.append(run)
+                    print(
+                        f"[concurrency minute {repeat + 1}/{args.repeats}] {days} days: "
+                        + ", ".join(f"{r.client} {r.wall_s:.2f} s, {r.cpu_s:.2f} s CPU" for r in runs),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            cache = (warm_s, sandbox.hits, sandbox.misses)  # of the measured runs
+            profiled = None
+            if spy is not None:
+                config = aggregate_config(sandbox, profile_days, args, "minute")
+                argv = connector_argv(workdir, "profile", config, ["concurrency"])
+                profiled = run_profile(
+                    spy, Path(args.profile), f"concurrency-minute-{profile_days}d", argv, workdir
+                )
+    settings = {"window_days": window_days, "num_workers": num_workers}
+    failed = concurrency_minute_report(args, info, lengths, results, settings, cache, profiled)
+    return 1 if failed and args.strict else 0
+
+
+def concurrency_minute_report(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    lengths: list[int],
+    results: dict[tuple[int, str], Measured],
+    settings: dict[str, int],
+    cache: tuple[float, int, int],
+    profiled: Path | None,
+) -> bool:
+    clients = [c for c in ("connector", "baseline", "minimal") if (lengths[0], c) in results]
+    print("# source-ultravox-usage benchmark: minute-bucket concurrency\n")
+    print(
+        "The concurrency stream alone, concurrency_bucket minute, sandbox latency "
+        f"{args.latency * 1000:.0f} ms per request, fixed clock {NOW:%Y-%m-%d %H:%M} UTC; "
+        f"window_days {settings['window_days']}, "
+        f"num_workers {settings['num_workers']}; median of {args.repeats} run(s). The minimal client sends "
+        "the connector's requests one after another and prints the same records."
+        + (
+            f" baseline: {args.baseline_connector}, run beside the connector."
+            if args.baseline_connector
+            else ""
+        )
+        + "\n"
+    )
+    print("| days | client | requests | wall s | CPU s | records | CPU µs / record | ratio |")
+    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    per_record: dict[tuple[int, str], float | None] = {}
+    for days in lengths:
+        for client in clients:
+            m = results[(days, client)]
+            per_record[(days, client)] = marginal(m, results[(1, client)], 1e6)
+        floor = per_record[(days, "minimal")]
+        for client in clients:
+            m = results[(days, client)]
+            ours = per_record[(days, client)]
+            if client == "minimal":
+                ratio = "1 (floor)"
+            elif ours is None or not floor:
+                ratio = f"wall ×{m.median('wall_s') / results[(days, 'minimal')].median('wall_s'):.2f}"
+            else:
+                ratio = (
+                    f"CPU/record ×{ours / floor:.2f}, "
+                    f"wall ×{m.median('wall_s') / results[(days, 'minimal')].median('wall_s'):.2f}"
+                )
+            print(
+                f"| {days} | {client} | {'/'.join(map(str, sorted(set(m.request_counts))))} | "
+                f"{m.median('wall_s'):.2f} | {m.median('cpu_s'):.2f} | {m.records} | {figure(ours, 1)} | "
+                f"{ratio} |"
+            )
+    print()
+    warm_s, hits, misses = cache
+    print(
+        "CPU: user + system of the process. CPU µs / record is marginal: (CPU at N days - CPU at 1 day) / "
+        "(records at N days - records at 1 day) * 1e6, the 1-day run's CPU (start-up, one request) "
+        "subtracted; n/a at 1 day. records: one per minute from start_date's midnight up to the clock's "
+        f"minute, the same data from every client. Sandbox answers computed ahead in {warm_s:.1f} s and "
+        f"served from a cache: {hits} hits, {misses} computed during the runs.\n"
+    )
+    if profiled is not None:
+        profile_report(profiled)
+    verdict = Targets(info)
+    window_days = settings["window_days"]
+    expected = {days: math.ceil(days / window_days) for days in lengths}
+    verdict(
+        all(
+            count == expected[days]
+            for days in lengths
+            for client in ("connector", "minimal")
+            for count in results[(days, client)].request_counts
+        ),
+        "concurrency: requests = ceil(N / window_days), one per window, both clients ("
+        + ", ".join(f"{days} days: {expected[days]}" for days in lengths)
+        + ")",
+    )
+    verdict(True, "concurrency: the same records from every client, one per minute (checked on every run)")
+    longest = lengths[-1]
+    ours, floor = per_record[(longest, "connector")], per_record[(longest, "minimal")]
+    if ours is None or not floor:
+        verdict(
+            None,
+            f"minute-bucket concurrency: connector CPU per record <= {CONCURRENCY_CPU_RATIO_TARGET:g} x the "
+            "minimal client's (no run longer than 1 day)",
+        )
+    else:
+        verdict(
+            ours <= CONCURRENCY_CPU_RATIO_TARGET * floor,
+            f"minute-bucket concurrency: connector CPU per record <= {CONCURRENCY_CPU_RATIO_TARGET:g} x the "
+            f"minimal client's at {longest} days ({ours:.1f} µs vs {floor:.1f} µs, x{ours / floor:.2f}; "
+            "marginal, the 1-day run subtracted)",
         )
     return verdict.failed
 
@@ -1397,7 +2042,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{CONSOLE_SCRIPT} not found: run with the project's .venv/bin/python", file=sys.stderr)
         return 2
     try:
-        return ledger_benchmark(args) if args.ledger else benchmark(args)
+        if args.ledger:
+            return ledger_benchmark(args)
+        return concurrency_minute_benchmark(args) if args.concurrency_minute else benchmark(args)
     except BenchmarkError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         return 2
