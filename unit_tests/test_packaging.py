@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from source_ultravox_usage.run import run
 from unit_tests.conftest import CONFIG_KEYS, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ PACKAGE_DIR = ROOT / "source_ultravox_usage"
 MANIFEST_PATH = PACKAGE_DIR / "manifest.yaml"
 
 CONSOLE_SCRIPT = "source-ultravox-usage"
-VERSION = "0.5.0"
+VERSION = "0.5.1"
 STREAMS = (
     "allTime",
     "daily",
@@ -250,7 +251,7 @@ def test_version_is_the_same_everywhere() -> None:
 def test_changelog_rows_are_well_formed_and_newest_first() -> None:
     rows = changelog_rows()
     assert rows, "the changelog table has no rows"
-    assert [row[0] for row in rows] == [VERSION, "0.4.0", "0.3.0", "0.2.0", "0.1.0"]
+    assert [row[0] for row in rows] == [VERSION, "0.5.0", "0.4.0", "0.3.0", "0.2.0", "0.1.0"]
     assert rows[0][1:3] == ["2026-12-06", ""] and rows[0][3]
     assert rows[-1] == ["0.1.0", "2026-11-25", "", "Initial release"]
     versions = [tuple(int(part) for part in row[0].split(".")) for row in rows]
@@ -283,6 +284,19 @@ def test_dockerfile_entrypoint_is_the_setup_console_script() -> None:
     assert len(entrypoints) == 1
     assert json.loads(entrypoints[0]) == [CONSOLE_SCRIPT]
     assert dockerfile_key_values("ENV")["AIRBYTE_ENTRYPOINT"] == CONSOLE_SCRIPT
+
+
+def test_the_console_script_lets_a_thread_keep_the_gil_200_ms(capsys) -> None:
+    """At shorter switch intervals the CDK's ten workers and its main thread traded the GIL about
+    twice a record (README, Performance); the image, PyAirbyte and the main job run this script."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        run(["spec"])
+        assert sys.getswitchinterval() == pytest.approx(0.2)
+    finally:
+        sys.setswitchinterval(before)
+    assert '"type":"SPEC"' in capsys.readouterr().out.replace(" ", "")
 
 
 def test_dockerfile_installs_only_the_package_and_runs_unprivileged() -> None:
