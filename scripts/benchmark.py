@@ -38,10 +38,11 @@ catalog of that one stream; the minimal client given only that stream's requests
 sent them) at the longest history and at 1 day, --repeats runs of each, the records of every run
 compared (counts and data; a mismatch fails the benchmark). The table gives, per stream, the
 records and CPU (user + system of the process, medians) at the longest history, and the *marginal*
-CPU per 1,000 records of both clients: (CPU(longest) - CPU(1 day)) / (records(longest) - records(1
-day)) * 1000, so that start-up (the connector imports the CDK, ~1.3 s of CPU) is not spread over the
-records; and their ratio. allTime is one record at any length: its per-record figures are n/a. At
-a short history (--quick) the difference is within run-to-run noise, and may be negative.
+CPU in ms per 1,000 records (= µs per record) of both clients: (CPU(longest) - CPU(1 day)) /
+(records(longest) - records(1 day)), so that start-up (the connector imports the CDK, ~1.3 s of
+CPU) is not spread over the records; and their ratio. allTime is one record at any length: its
+per-record figures are n/a. At a short history (--quick) the difference is within run-to-run
+noise, and may be negative.
 
 Targets: each endpoint gets exactly its share of requests in every full sync of N days,
 2 * ceil(N / window_days) + 1 on /accounts/me/usage/calls (daily, hourly, allTime),
@@ -994,12 +995,13 @@ def per_stream_cpu(
     return out
 
 
-def marginal(long: Measured, short: Measured, per: float) -> float | None:
-    """CPU per `per` records beyond the short run's: (CPU(long) - CPU(short)) / (records(long) -
-    records(short)) * per, medians of the CPU; None when the long run has no more records."""
+def marginal_us(long: Measured, short: Measured) -> float | None:
+    """CPU µs per record beyond the short run's (the same figure as ms per 1,000 records):
+    (CPU(long) - CPU(short)) / (records(long) - records(short)), medians of the CPU; None when the
+    long run has no more records."""
     if long is short or long.records <= short.records:
         return None
-    return (long.median("cpu_s") - short.median("cpu_s")) / (long.records - short.records) * per
+    return (long.median("cpu_s") - short.median("cpu_s")) / (long.records - short.records) * 1e6
 
 
 def figure(value: float | None, digits: int = 2) -> str:
@@ -1252,12 +1254,12 @@ def per_stream_report(args: argparse.Namespace, longest: int, per_stream: dict) 
     print("|---|---:|---:|---:|---:|---:|---|")
     for stream in AGGREGATE_STREAMS:
         minimal = per_stream[(stream, longest, "minimal")]
-        floor = marginal(minimal, per_stream[(stream, 1, "minimal")], 1000)
+        floor = marginal_us(minimal, per_stream[(stream, 1, "minimal")])
         for client in ("connector", "baseline"):
             if (stream, longest, client) not in per_stream:
                 continue
             long = per_stream[(stream, longest, client)]
-            ours = marginal(long, per_stream[(stream, 1, client)], 1000)
+            ours = marginal_us(long, per_stream[(stream, 1, client)])
             # A difference within run-to-run noise (a short history) may be zero or negative.
             noise = ours is None or floor is None or ours <= 0 or floor <= 0
             ratio = "n/a" if noise else f"×{ours / floor:.2f}"
@@ -1269,8 +1271,9 @@ def per_stream_report(args: argparse.Namespace, longest: int, per_stream: dict) 
     print()
     print(
         f"records, CPU s: at {longest} days; CPU: user + system of the process. CPU ms / 1,000 records is "
-        f"marginal: (CPU at {longest} days - CPU at 1 day) / (records at {longest} days - records at 1 day) "
-        "* 1000, so that start-up (the connector imports the CDK, ~1.3 s of CPU) is not spread over the "
+        f"marginal: (CPU at {longest} days - CPU at 1 day) / (records at {longest} days - records at 1 day), "
+        "in ms per 1,000 records (= µs per record), so that start-up (the connector imports the CDK, "
+        "~1.3 s of CPU) is not spread over the "
         "records. allTime: n/a, it is one record at any history length, so there are no records beyond "
         "the 1-day run's to divide by (its CPU s is start-up and one request). ratio: connector / minimal."
         + (
@@ -1512,7 +1515,7 @@ def concurrency_minute_report(
     for days in lengths:
         for client in clients:
             m = results[(days, client)]
-            per_record[(days, client)] = marginal(m, results[(1, client)], 1e6)
+            per_record[(days, client)] = marginal_us(m, results[(1, client)])
         floor = per_record[(days, "minimal")]
         for client in clients:
             m = results[(days, client)]
