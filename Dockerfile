@@ -6,7 +6,7 @@ ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.0@sha256:d9894b689592
 FROM ${BASE_IMAGE}
 
 LABEL io.airbyte.name=airbyte/source-ultravox-usage
-LABEL io.airbyte.version=0.5.0
+LABEL io.airbyte.version=0.5.1
 
 WORKDIR /airbyte/integration_code
 

@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="source-ultravox-usage",
-    version="0.5.0",
+    version="0.5.1",
     description="Airbyte source for Ultravox usage: calls per day and hour and per agent, concurrency, bill.",
     author="source-ultravox-usage developers",
     license="MIT",

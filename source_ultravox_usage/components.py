@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import math
 import re
-import threading
+import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import InitVar, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -63,7 +63,8 @@ API_KEY_HEADER = "X-API-Key"
 # The seconds string the server writes (protobuf's JSON form of a Duration), a sign included: the
 # published schema says only "string" and sets no minimum on any figure.
 DURATION = re.compile(r"(-?\d+(?:\.\d+)?)s")
-UTC_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
+# From the year 1000 on: strftime writes an earlier year without its leading zeros (see utc_timestamp).
+UTC_SECOND = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -373,8 +374,9 @@ class StrictJsonDecoder(JsonDecoder):
     totals_only: bool = False
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        # The list page this thread parsed last, until the paginator's decode of it: see parse.
-        self.last_page = threading.local()
+        # Each list page's body, for as long as its response lives and until a second decode of it
+        # (the paginator's) takes it: see parse.
+        self.list_pages: weakref.WeakKeyDictionary[requests.Response, Any] = weakref.WeakKeyDictionary()
 
     def is_stream_response(self) -> bool:
         return False
@@ -405,17 +407,16 @@ class StrictJsonDecoder(JsonDecoder):
     def parse(self, response: requests.Response) -> Any:
         """The body, parsed once per list page: the CDK decodes a page for its records, then again in
         the paginator, which reads its `next` (and 1000 calls took 25 ms to parse). A body with a
-        `next` is kept until the next decode of the same response in this thread, which takes it."""
-        last = self.last_page
-        if getattr(last, "response", None) is response:
-            body, last.response, last.body = last.body, None, None
+        `next` is kept beside its response, never longer, and the second decode of it takes it."""
+        body = self.list_pages.pop(response, None)
+        if body is not None:
             return body
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise self.unexpected(response, "it is not JSON") from None
         if isinstance(body, dict) and "next" in body:
-            last.response, last.body = response, body
+            self.list_pages[response] = body
         return body
 
     def described(self) -> str:
@@ -671,7 +672,14 @@ class CheckedRecordTransformation(RecordTransformation):
             for name, template in self.constants.items()
         }
         checked = {name for name, _, _ in self.checks} | set(self.timestamps) | set(self.durations)
+        required = checked - set(self.nullable)
+        if unchecked := [source for source in self.renamed.values() if source not in required]:
+            raise ValueError(f"{self.stream}: renamed {unchecked}, which no kind checks as required")
+        parts = self.hour_starts.values()
+        if unchecked := [[d, h] for d, h in parts if d not in self.dates or h not in self.hours]:
+            raise ValueError(f"{self.stream}: hour_starts from {unchecked}, not a checked date and hour")
         checked |= {f"{name}Seconds" for name in self.durations} | set(self.only_key_of)
+        checked |= set(self.renamed) | set(self.hour_starts) | set(self.constants)
         if unchecked := [name for name in self.fields if name not in checked]:
             raise ValueError(f"{self.stream}: the fields {unchecked} are kept but checked by no kind")
 

@@ -1,14 +1,21 @@
-"""The small pure functions of the custom components: Retry-After, durations and UTC timestamps."""
+"""The small parts of the custom components: Retry-After, durations, UTC timestamps, the decoder."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
+import requests
+import requests_mock
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils import AirbyteTracedException
 
-from source_ultravox_usage.components import parse_duration_seconds, retry_after_seconds, utc_timestamp
+from source_ultravox_usage.components import (
+    StrictJsonDecoder,
+    parse_duration_seconds,
+    retry_after_seconds,
+    utc_timestamp,
+)
 
 # --------------------------------------------------------------------------- retry_after_seconds
 
@@ -126,3 +133,29 @@ def test_utc_timestamp_refuses_anything_else(value):
         f"Ultravox sent a concurrency record whose timestamp is {value!r}, not an RFC 3339 date-time "
         "with a UTC offset. The connector stops rather than guess; please report this response shape."
     )
+
+
+# --------------------------------------------------------------------------- StrictJsonDecoder
+
+
+def test_a_list_page_is_parsed_once_for_its_own_response_only():
+    """The records' decode parses a page with a `next`; the paginator's decode of that same response
+    takes the same body (no second parse), whatever page was decoded in between; then it is gone."""
+    session = requests.Session()
+    adapter = requests_mock.Adapter()
+    session.mount("mock://", adapter)
+    adapter.register_uri(
+        "GET", "mock://api/calls?page=1", json={"results": [{"callId": "a"}], "next": "mock://2"}
+    )
+    adapter.register_uri("GET", "mock://api/calls?page=2", json={"results": [{"callId": "b"}], "next": None})
+    decoder = StrictJsonDecoder(parameters={}, expect={"results": "array"})
+    first, second = session.get("mock://api/calls?page=1"), session.get("mock://api/calls?page=2")
+
+    [records_body] = decoder.decode(first)
+    [other_body] = decoder.decode(second)
+    [paginator_body] = decoder.decode(first)
+    [third_body] = decoder.decode(first)
+
+    assert other_body == {"results": [{"callId": "b"}], "next": None}
+    assert paginator_body is records_body
+    assert third_body == records_body and third_body is not records_body

@@ -62,6 +62,10 @@ def test_one_record_per_bucket_with_its_size(api):
         emitted(point("2025-03-04T23:00:00Z", 5, 5, 4.25, 4.0)),
     ]
     assert final_state(output, "concurrency") == {"bucketStart": "2025-03-04T23:00:00Z"}
+    # In the order the API sends the figures, then the bucket's start and size, as 0.5.0 wrote them.
+    assert [list(record) for record in records(output, "concurrency")] == [
+        ["maxTotalCalls", "maxJoinedCalls", "avgTotalCalls", "avgJoinedCalls", "bucketStart", "bucket"]
+    ] * 2
 
 
 @pytest.mark.parametrize(

@@ -289,13 +289,9 @@ def test_dockerfile_entrypoint_is_the_setup_console_script() -> None:
 def test_the_console_script_lets_a_thread_keep_the_gil_200_ms(capsys) -> None:
     """At shorter switch intervals the CDK's ten workers and its main thread traded the GIL about
     twice a record (README, Performance); the image, PyAirbyte and the main job run this script."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(0.005)
-    try:
-        run(["spec"])
-        assert sys.getswitchinterval() == pytest.approx(0.2)
-    finally:
-        sys.setswitchinterval(before)
+    sys.setswitchinterval(0.005)  # conftest restores pytest's own after the test
+    run(["spec"])
+    assert sys.getswitchinterval() == pytest.approx(0.2)
     assert '"type":"SPEC"' in capsys.readouterr().out.replace(" ", "")
 
 

@@ -181,6 +181,8 @@ def test_hourly_records(served):
         "hourStart": "2025-03-04T23:00:00Z",
     }
     assert sorted(records(output, "hourly"), key=lambda r: r["hourStart"]) == list(expected.values())
+    # The API's fields in its order, then what the connector derives, as 0.5.0 wrote them.
+    assert {tuple(record)[-2:] for record in records(output, "hourly")} == {("durationSeconds", "hourStart")}
 
 
 def test_all_time_record(served):
@@ -423,8 +425,20 @@ def test_discover_lists_the_nine_streams(api):
 def test_only_the_one_record_stream_renders_a_template_per_record():
     """AddFields, RemoveFields and KeysReplace render their Jinja templates or walk dpath for every
     record: over a year of minute buckets that was two fifths of the connector's CPU. Only account,
-    one record a sync, uses one (readAt); CheckedRecordTransformation does the rest."""
-    streams = yaml.safe_load(MANIFEST.read_text())["streams"]
+    one record a sync, uses one (readAt); CheckedRecordTransformation does the rest. The whole file
+    is searched, definitions included, where a stream could take one from by $ref."""
     per_record = {"AddFields", "RemoveFields", "KeysReplace", "KeysToLower", "KeysToSnakeCase"}
-    users = [s["name"] for s in streams for t in s.get("transformations", []) if t.get("type") in per_record]
-    assert users == ["account"]
+
+    def found(node, where):
+        """The path of each per-record transformation, a list item named by its `name`."""
+        if isinstance(node, dict):
+            if isinstance(node.get("type"), str) and node["type"] in per_record:
+                yield where
+            for key, value in node.items():
+                yield from found(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                name = value.get("name", index) if isinstance(value, dict) else index
+                yield from found(value, f"{where}/{name}")
+
+    assert list(found(yaml.safe_load(MANIFEST.read_text()), "")) == ["/streams/account/transformations/0"]
