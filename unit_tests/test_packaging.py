@@ -286,12 +286,12 @@ def test_dockerfile_entrypoint_is_the_setup_console_script() -> None:
     assert dockerfile_key_values("ENV")["AIRBYTE_ENTRYPOINT"] == CONSOLE_SCRIPT
 
 
-def test_the_console_script_lets_a_thread_keep_the_gil_200_ms(capsys) -> None:
+def test_the_console_script_lets_a_thread_keep_the_gil_500_ms(capsys) -> None:
     """At shorter switch intervals the CDK's ten workers and its main thread traded the GIL about
     twice a record (README, Performance); the image, PyAirbyte and the main job run this script."""
     sys.setswitchinterval(0.005)  # conftest restores pytest's own after the test
     run(["spec"])
-    assert sys.getswitchinterval() == pytest.approx(0.2)
+    assert sys.getswitchinterval() == pytest.approx(0.5)
     assert '"type":"SPEC"' in capsys.readouterr().out.replace(" ", "")
 
 
