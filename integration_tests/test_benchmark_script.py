@@ -42,6 +42,15 @@ EXPECTED = {
 }
 
 
+def benchmark(*args: str, timeout: int) -> str:
+    """The script's stdout for these arguments; it must exit 0."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 def table(lines: list[str], header: str) -> list[str]:
     """The rows of the Markdown table under `header`, up to the blank line ending it."""
     assert header in lines, "\n".join(lines)
@@ -54,23 +63,19 @@ def table(lines: list[str], header: str) -> list[str]:
 
 
 def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--days", *map(str, DAYS), "--window-days", str(WINDOW)]
-        + ["--num-workers", "2", "--latency", "0.01", "--repeats", "1", "--spec-runs", "1"],
-        capture_output=True,
-        text=True,
+    stdout = benchmark(
+        *["--quick", "--days", *map(str, DAYS), "--window-days", str(WINDOW)],
+        *["--num-workers", "2", "--latency", "0.01", "--repeats", "1", "--spec-runs", "1"],
         timeout=180,
-        cwd=ROOT,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
+    lines = stdout.splitlines()
 
     rows = {}
     for line in table(lines, MAIN_HEADER):
         match = ROW.match(line)
         assert match, line
         rows[(int(match[1]), match[2])] = [cell.strip() for cell in match.groups()[2:]]
-    assert set(rows) == {(n, client) for n in DAYS for client in ("connector", "minimal")}, proc.stdout
+    assert set(rows) == {(n, client) for n in DAYS for client in ("connector", "minimal")}, stdout
 
     per_endpoint: dict[int, dict[str, tuple[str, str, str, dict[str, int]]]] = {}
     for line in table(lines, ENDPOINT_HEADER):
@@ -106,16 +111,14 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
         (BILLING, r"ceil\(N / min\(window_days, 90\)\)"),
     ):
         target = rf"^- PASS: {endpoint}: requests = {formula} in every full sync"
-        assert re.search(target, proc.stdout, re.M), (endpoint, proc.stdout)
-    scheduled = re.search(r"^Scheduled sync: .* requests (.+) \((\d+) in all\)\.$", proc.stdout, re.M)
-    assert scheduled, proc.stdout
+        assert re.search(target, stdout, re.M), (endpoint, stdout)
+    scheduled = re.search(r"^Scheduled sync: .* requests (.+) \((\d+) in all\)\.$", stdout, re.M)
+    assert scheduled, stdout
     assert scheduled[1] == f"{CALLS} 3, {AGENTS} 1, {CONCURRENCY} 1, {BILLING} 1" and scheduled[2] == "6"
-    assert re.search(r"^- PASS: scheduled sync: requests as for N = 3 days", proc.stdout, re.M), proc.stdout
-    assert re.search(
-        r"^- (PASS|FAIL): connector peak RSS at 181 days within 30 MB of 3 days", proc.stdout, re.M
-    )
-    assert "`source-ultravox-usage spec`" in proc.stdout
-    assert re.search(r"^Machine: CPU .+; cores \d+", proc.stdout, re.M)
+    assert re.search(r"^- PASS: scheduled sync: requests as for N = 3 days", stdout, re.M), stdout
+    assert re.search(r"^- (PASS|FAIL): connector peak RSS at 181 days within 30 MB of 3 days", stdout, re.M)
+    assert "`source-ultravox-usage spec`" in stdout
+    assert re.search(r"^Machine: CPU .+; cores \d+", stdout, re.M)
 
     # Each stream alone at 181 days (and 1 day): its records as in the full sync, CPU as numbers;
     # allTime (one record at any length) has no per-record figures.
@@ -131,36 +134,32 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
         else:
             assert NUMBER.match(row[4]) and NUMBER.match(row[5]), row
             assert row[6] == "n/a" or re.match(r"^×\d+\.\d+$", row[6]), row
-    assert re.search(r"^- N/A: connector wall at the longest history <= 0.25 x", proc.stdout, re.M)
-    assert re.search(r"^- N/A: scheduled sync: connector wall <= baseline's x 1.10", proc.stdout, re.M)
+    assert re.search(r"^- N/A: connector wall at the longest history <= 0.25 x", stdout, re.M)
+    assert re.search(r"^- N/A: scheduled sync: connector wall <= baseline's x 1.10", stdout, re.M)
 
 
 def test_quick_benchmark_runs_a_baseline_beside_the_connector() -> None:
     """The baseline here is this very build's console script: rows labeled baseline in the main
     table, its scheduled sync, and the scheduled sync's target (PASS or FAIL: timing)."""
     console = Path(sys.executable).with_name("source-ultravox-usage")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--days", "3", "--no-per-stream", "--spec-runs", "1"]
-        + ["--baseline-connector", str(console)],
-        capture_output=True,
-        text=True,
+    stdout = benchmark(
+        *["--quick", "--days", "3", "--no-per-stream", "--spec-runs", "1"],
+        *["--baseline-connector", str(console)],
         timeout=120,
-        cwd=ROOT,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
+    lines = stdout.splitlines()
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, MAIN_HEADER)]
     assert [row[1] for row in rows] == ["connector", "baseline", "minimal"], rows
     assert rows[0][2] == rows[1][2] == rows[2][2] == "6" and rows[0][4] == rows[1][4] == rows[2][4], rows
     assert PER_STREAM_HEADER not in lines
     assert re.search(
-        r"^Scheduled sync, baseline: .* \d+ records \(the connector's\), 6 requests", proc.stdout, re.M
+        r"^Scheduled sync, baseline: .* \d+ records \(the connector's\), 6 requests", stdout, re.M
     )
     assert re.search(
         r"^- (PASS|FAIL): scheduled sync: connector wall <= baseline's x 1.10 \(a 10% margin",
-        proc.stdout,
+        stdout,
         re.M,
-    ), proc.stdout
+    ), stdout
 
 
 MINUTE_HEADER = "| days | client | requests | wall s | CPU s | records | CPU µs / record | ratio |"
@@ -179,16 +178,10 @@ def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> N
         return -(-int((NOW - midnight).total_seconds()) // 60)
 
     assert minutes(1) == 15 * 60 + 55 and minutes(3) == 2 * 1440 + 955
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--concurrency-minute", "--quick", "--window-days", "2"]
-        + ["--profile", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
+    stdout = benchmark(
+        *["--concurrency-minute", "--quick", "--window-days", "2", "--profile", str(tmp_path)], timeout=120
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
+    lines = stdout.splitlines()
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, MINUTE_HEADER)]
     assert [(row[0], row[1]) for row in rows] == [
         ("1", "connector"),
@@ -202,14 +195,14 @@ def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> N
         assert row[5] == str(minutes(days)), row  # a record per minute, the same from both clients
         assert NUMBER.match(row[3]) and NUMBER.match(row[4]), row
         assert (row[6] == "n/a") == (days == 1), row
-    assert re.search(r"^- PASS: concurrency: requests = ceil\(N / window_days\)", proc.stdout, re.M)
+    assert re.search(r"^- PASS: concurrency: requests = ceil\(N / window_days\)", stdout, re.M)
     assert re.search(
         r"^- (PASS|FAIL): minute-bucket concurrency: connector CPU per record <= 8 x the minimal client's "
         r"at 3 days",
-        proc.stdout,
+        stdout,
         re.M,
-    ), proc.stdout
-    assert re.search(r"served from a cache: 6 hits, 0 computed during the runs", proc.stdout), proc.stdout
+    ), stdout
+    assert re.search(r"served from a cache: 6 hits, 0 computed during the runs", stdout), stdout
     # The profile: one more run of 3 days under py-spy, its raw samples and both tables.
     assert (tmp_path / "concurrency-minute-3d.txt").stat().st_size > 0
     assert "| # | function | file | inclusive % |" in lines and "| # | function | file | self % |" in lines
@@ -254,18 +247,14 @@ def listed_per_day() -> dict[str, int]:
 
 
 def test_quick_ledger_benchmark_same_records_and_pages() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--ledger", "--quick", "--days", *map(str, LEDGER_DAYS)]
-        + ["--calls-per-day", str(LEDGER_PER_DAY), "--calls-window-days", "1"]
-        + ["--calls-page-size", str(LEDGER_PAGE), "--num-workers", "2", "--latency", "0.01"]
-        + ["--grid-window-days", "1", "2", "--grid-page-sizes", "1000", "--small-days", "5"],
-        capture_output=True,
-        text=True,
+    stdout = benchmark(
+        *["--ledger", "--quick", "--days", *map(str, LEDGER_DAYS)],
+        *["--calls-per-day", str(LEDGER_PER_DAY), "--calls-window-days", "1"],
+        *["--calls-page-size", str(LEDGER_PAGE), "--num-workers", "2", "--latency", "0.01"],
+        *["--grid-window-days", "1", "2", "--grid-page-sizes", "1000", "--small-days", "5"],
         timeout=300,
-        cwd=ROOT,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
+    lines = stdout.splitlines()
     per_day = listed_per_day()
     today, yesterday = max(per_day), min(per_day)
     pages = {day: -(-n // LEDGER_PAGE) for day, n in per_day.items()}
@@ -279,7 +268,7 @@ def test_quick_ledger_benchmark_same_records_and_pages() -> None:
         match = LEDGER_ROW.match(line)
         assert match, line
         rows[(int(match[1]), match[2])] = match.groups()[2:]
-    assert set(rows) == {(n, c) for n in LEDGER_DAYS for c in ("connector", "minimal")}, proc.stdout
+    assert set(rows) == {(n, c) for n in LEDGER_DAYS for c in ("connector", "minimal")}, stdout
     for n in LEDGER_DAYS:
         connector, minimal = rows[(n, "connector")], rows[(n, "minimal")]
         requests, records, longest = expected[n]
@@ -287,17 +276,15 @@ def test_quick_ledger_benchmark_same_records_and_pages() -> None:
         assert connector[:3] == minimal[:3] == (str(requests), str(requests), str(longest)), (n, rows)
         assert connector[5] == minimal[5] == str(records), "both clients print a record per call listed"
         assert connector[8].startswith("wall ×") and minimal[8] == "1 (floor)"
-    assert re.search(r"^- PASS: calls: requests = sum over windows", proc.stdout, re.M), proc.stdout
-    assert re.search(r"^- PASS: calls: the same records from both clients", proc.stdout, re.M)
-    assert re.search(
-        r"^- (PASS|FAIL): connector peak RSS flat as the history grows: 2 days", proc.stdout, re.M
-    )
+    assert re.search(r"^- PASS: calls: requests = sum over windows", stdout, re.M), stdout
+    assert re.search(r"^- PASS: calls: the same records from both clients", stdout, re.M)
+    assert re.search(r"^- (PASS|FAIL): connector peak RSS flat as the history grows: 2 days", stdout, re.M)
 
     # The scheduled sync after the 2-day sync: back to start_date (lookback 2), a window a day.
     scheduled = re.search(
-        r"^Scheduled sync \(big account\): .*: (\d+) requests, (\d+) windows \(([^)]*)\)", proc.stdout, re.M
+        r"^Scheduled sync \(big account\): .*: (\d+) requests, (\d+) windows \(([^)]*)\)", stdout, re.M
     )
-    assert scheduled, proc.stdout
+    assert scheduled, stdout
     assert (int(scheduled[1]), int(scheduled[2])) == (sum(pages.values()), 2), scheduled[0]
     assert scheduled[3] == f"{yesterday}..{yesterday}, {today}..{today}"
 
@@ -312,4 +299,4 @@ def test_quick_ledger_benchmark_same_records_and_pages() -> None:
     # 5 days of a small account: a request a window; the next sync reads lookback_days + 1 = 3 days again
     assert [row[1] for row in small] == ["5", "3"] and small[0][2] == small[1][2], small
     assert [row[3] for row in small] == ["3", "2"], small
-    assert re.search(r"^Machine: CPU .+; cores \d+", proc.stdout, re.M)
+    assert re.search(r"^Machine: CPU .+; cores \d+", stdout, re.M)
