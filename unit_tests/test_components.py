@@ -11,6 +11,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils import AirbyteTracedException
 
 from source_ultravox_usage.components import (
+    CheckedRecordTransformation,
     StrictJsonDecoder,
     parse_duration_seconds,
     retry_after_seconds,
@@ -159,3 +160,31 @@ def test_a_list_page_is_parsed_once_for_its_own_response_only():
     assert other_body == {"results": [{"callId": "b"}], "next": None}
     assert paginator_body is records_body
     assert third_body == records_body and third_body is not records_body
+
+
+# --------------------------------------------------------------------------- CheckedRecordTransformation
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"timestamps": ["timestamp"], "nullable": ["timestamp"], "renamed": {"bucketStart": "timestamp"}},
+            "concurrency: renamed ['timestamp'], which no kind checks as required",
+        ),
+        (
+            {"renamed": {"bucketStart": "timestamp"}},
+            "concurrency: renamed ['timestamp'], which no kind checks as required",
+        ),
+        (
+            {"dates": ["date"], "hour_starts": {"hourStart": ["date", "hour"]}},
+            "concurrency: hour_starts from [['date', 'hour']], not a checked date and hour",
+        ),
+    ],
+)
+def test_a_derived_field_from_an_unchecked_one_is_refused_when_the_manifest_is_read(settings, message):
+    """renamed and hour_starts read their sources as the checks left them: a source no check
+    requires would end a sync in a KeyError instead of the connector's own message."""
+    with pytest.raises(ValueError) as raised:
+        CheckedRecordTransformation(parameters={"name": "concurrency"}, **settings)
+    assert str(raised.value).startswith(message)
