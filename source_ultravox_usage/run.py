@@ -44,18 +44,8 @@ def _source(args: list[str]) -> SourceUltravoxUsage | None:
         return None
 
 
-# How long a thread keeps the GIL before another may take it (CPython's default: 5 ms). The CDK's
-# workers put every record on one queue of at most 10,000 that the main thread drains, and at short
-# intervals the threads traded the GIL about twice a record: a year of minute buckets took 66 s of
-# CPU at 5 ms, 48 s at 0.1 s, 19 s at 0.2 s and at 0.5 s (1.4 million context switches, then
-# 7,000). The trading stopped once an interval outlasted the main thread's drain of a full queue
-# (about 0.15 s here); 0.5 s leaves room for a slower machine (README, Performance).
-GIL_SWITCH_INTERVAL_S = 0.5
-
-
 def run(args: list[str] | None = None) -> None:
     args = sys.argv[1:] if args is None else args
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     source = _source(args)
     if source is None:
         sys.exit(1)

@@ -224,15 +224,6 @@ def airbyte_logger_at_info():
     logging.getLogger("airbyte").setLevel(logging.INFO)
 
 
-@pytest.fixture(autouse=True)
-def python_switch_interval():
-    """The console script sets the GIL switch interval of its process (run.py); run in-process, it
-    would set pytest's for every later test."""
-    before = sys.getswitchinterval()
-    yield
-    sys.setswitchinterval(before)
-
-
 @pytest.fixture
 def sleeps(monkeypatch):
     """Record the CDK's retry waits instead of sleeping them (the CDK sleeps backoff + 1 s per retry).

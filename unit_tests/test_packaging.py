@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 import yaml
 
-from source_ultravox_usage.run import run
 from unit_tests.conftest import CONFIG_KEYS, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,15 +283,6 @@ def test_dockerfile_entrypoint_is_the_setup_console_script() -> None:
     assert len(entrypoints) == 1
     assert json.loads(entrypoints[0]) == [CONSOLE_SCRIPT]
     assert dockerfile_key_values("ENV")["AIRBYTE_ENTRYPOINT"] == CONSOLE_SCRIPT
-
-
-def test_the_console_script_lets_a_thread_keep_the_gil_500_ms(capsys) -> None:
-    """At shorter switch intervals the CDK's ten workers and its main thread traded the GIL about
-    twice a record (README, Performance); the image, PyAirbyte and the main job run this script."""
-    sys.setswitchinterval(0.005)  # conftest restores pytest's own after the test
-    run(["spec"])
-    assert sys.getswitchinterval() == pytest.approx(0.5)
-    assert '"type":"SPEC"' in capsys.readouterr().out.replace(" ", "")
 
 
 def test_dockerfile_installs_only_the_package_and_runs_unprivileged() -> None:
