@@ -812,18 +812,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def aggregate_config(
-    sandbox: Sandbox, days: int, args: argparse.Namespace, bucket: str | None = None
-) -> dict:
-    """The config of a sync of `days` days up to the sandbox's today, --window-days and
-    --num-workers if given, concurrency_bucket if given."""
+def sandbox_config(sandbox: Sandbox, days: int) -> dict:
+    """The sandbox's key and URL, and `days` days up to its today."""
     today = NOW.date()
-    config = {
+    return {
         "api_key": sandbox.api_key,
         "api_url": sandbox.url,
         "start_date": (today - dt.timedelta(days=days - 1)).isoformat(),
         "end_date": today.isoformat(),
     }
+
+
+def aggregate_config(
+    sandbox: Sandbox, days: int, args: argparse.Namespace, bucket: str | None = None
+) -> dict:
+    """The config of a sync of `days` days up to the sandbox's today, --window-days and
+    --num-workers if given, concurrency_bucket if given."""
+    config = sandbox_config(sandbox, days)
     if args.window_days:
         config["window_days"] = args.window_days
     if args.num_workers:
@@ -1713,12 +1718,8 @@ class LedgerRun:
 
 
 def ledger_config(sandbox: Sandbox, days: int, window_days: int, page_size: int, workers: int) -> dict:
-    today = NOW.date()
     return {
-        "api_key": sandbox.api_key,
-        "api_url": sandbox.url,
-        "start_date": (today - dt.timedelta(days=days - 1)).isoformat(),
-        "end_date": today.isoformat(),
+        **sandbox_config(sandbox, days),
         "num_workers": workers,
         "calls_window_days": window_days,
         "calls_page_size": page_size,
