@@ -31,6 +31,7 @@ PER_STREAM_HEADER = (
 )
 SIX_STREAMS = ["allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+SWITCHES = re.compile(r"\d{1,3}(,\d{3})*")  # a count, with thousands separators
 
 # window_days 91, above billing's 90-day cap. 3 days: one window covering the whole range, so the
 # three /usage/calls requests are alike. 181 days: two windows (91 + 90) on the call, agent and
@@ -120,6 +121,12 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
     assert "`source-ultravox-usage spec`" in stdout
     assert re.search(r"^Machine: CPU .+; cores \d+", stdout, re.M)
 
+    # Where the wall time goes: a row per length and client, with the CPU and the context switches.
+    where = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, WHERE_HEADER)]
+    assert [(int(row[0]), row[1]) for row in where] == sorted(rows), where
+    for row in where:
+        assert NUMBER.match(row[8]) and SWITCHES.fullmatch(row[9]), row
+
     # Each stream alone at 181 days (and 1 day): its records as in the full sync, CPU as numbers;
     # allTime (one record at any length) has no per-record figures.
     per_stream = [
@@ -162,7 +169,11 @@ def test_quick_benchmark_runs_a_baseline_beside_the_connector() -> None:
     ), stdout
 
 
-MINUTE_HEADER = "| days | client | requests | wall s | CPU s | records | CPU µs / record | ratio |"
+WHERE_HEADER = (
+    "| days | client | wall s (min-max) | start-up s | requests s | after last s | longest request s "
+    "| in flight | CPU s | switches | longest window, days |"
+)
+MINUTE_HEADER = "| days | client | requests | wall s | CPU s | switches | records | CPU µs / record | ratio |"
 
 
 def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> None:
@@ -192,9 +203,9 @@ def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> N
     for row in rows:
         days = int(row[0])
         assert row[2] == str(-(-days // 2)), row  # a request per window of 2 days
-        assert row[5] == str(minutes(days)), row  # a record per minute, the same from both clients
-        assert NUMBER.match(row[3]) and NUMBER.match(row[4]), row
-        assert (row[6] == "n/a") == (days == 1), row
+        assert row[6] == str(minutes(days)), row  # a record per minute, the same from both clients
+        assert NUMBER.match(row[3]) and NUMBER.match(row[4]) and SWITCHES.fullmatch(row[5]), row
+        assert (row[7] == "n/a") == (days == 1), row
     assert re.search(r"^- PASS: concurrency: requests = ceil\(N / window_days\)", stdout, re.M)
     assert re.search(
         r"^- (PASS|FAIL): minute-bucket concurrency: connector CPU per record <= 8 x the minimal client's "

@@ -362,6 +362,7 @@ class Run:
     wall_s: float
     rss_mb: float
     cpu_s: float
+    switches: int  # voluntary context switches of the process
     records: Counter
     digests: dict[str, int]  # per stream, an order-free digest of its records' data (record_digest)
     states: list  # the last STATE message of each stream, as a state file holds them
@@ -439,7 +440,8 @@ class BenchmarkError(RuntimeError):
 # process (sandbox, call log) would inherit this process's RSS as a floor. So every measured child
 # is started from this tiny launcher, a fresh Python of ~10 MB that imports nothing else, spawns the
 # command and reports its wall time (launch to exit, on the system-wide monotonic clock that the
-# sandbox log uses too), peak RSS and CPU time.
+# sandbox log uses too), peak RSS, CPU time and voluntary context switches (a thread blocking on a
+# lock or a wait: the figure that shows the CDK's threads convoying).
 LAUNCHER = """
 import os, sys, time
 out, err, report, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -451,7 +453,7 @@ _, status, usage = os.wait4(pid, 0)
 exited = time.monotonic()
 with open(report, "w") as f:
     f.write(repr((os.waitstatus_to_exitcode(status), launched, exited, usage.ru_maxrss,
-                  usage.ru_utime + usage.ru_stime)))
+                  usage.ru_utime + usage.ru_stime, usage.ru_nvcsw)))
 """
 
 
@@ -460,6 +462,7 @@ class ChildResult:
     wall_s: float
     rss_mb: float
     cpu_s: float
+    switches: int
     launched: float
     exited: float
     stdout: Path
@@ -475,13 +478,13 @@ def run_child(argv: list[str], workdir: Path, name: str) -> ChildResult:
         check=True,
         cwd=workdir,
     )
-    returncode, launched, exited, maxrss_kib, cpu = ast.literal_eval(report_path.read_text())
+    returncode, launched, exited, maxrss_kib, cpu, switches = ast.literal_eval(report_path.read_text())
     if returncode != 0:
         tail = (
             stderr_path.read_text(errors="replace")[-2000:] or stdout_path.read_text(errors="replace")[-2000:]
         )
         raise BenchmarkError(f"{' '.join(argv[:2])} exited with {returncode}:\n{tail}")
-    return ChildResult(exited - launched, maxrss_kib / 1024, cpu, launched, exited, stdout_path)
+    return ChildResult(exited - launched, maxrss_kib / 1024, cpu, switches, launched, exited, stdout_path)
 
 
 def record_digest(data: dict) -> int:
@@ -620,6 +623,7 @@ def make_run(days: int, client: str, child: ChildResult, sandbox: Sandbox) -> Ru
         child.wall_s,
         child.rss_mb,
         child.cpu_s,
+        child.switches,
         records,
         digests,
         states,
@@ -1133,9 +1137,9 @@ def report(
     print("Where the wall time goes (medians; from the sandbox log's request times):\n")
     print(
         "| days | client | wall s (min-max) | start-up s | requests s | after last s | longest request s "
-        "| in flight | CPU s | longest window, days |"
+        "| in flight | CPU s | switches | longest window, days |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for days in days_list:
         for client in clients:
             m = results[(days, client)]
@@ -1144,14 +1148,16 @@ def report(
                 f"| {days} | {client} | {m.median('wall_s'):.2f} ({min(walls):.2f}-{max(walls):.2f}) | "
                 f"{m.median('startup_s'):.2f} | {m.median('requests_s'):.2f} | {m.median('after_s'):.2f} | "
                 f"{m.median('longest_request_s'):.2f} | {max(r.peak_in_flight for r in m.runs)} | "
-                f"{m.median('cpu_s'):.2f} | "
+                f"{m.median('cpu_s'):.2f} | {m.median('switches'):,.0f} | "
                 f"{longest_window(m.runs[0].requests)} |"
             )
     print()
     print("start-up: launch to the first request reaching the sandbox; requests: first request to the")
     print("last answer; after last: last answer to exit; in flight: the most requests the sandbox")
-    print("answered at once (any run); CPU: the child's user + system time; longest window: the most")
-    print("days one window request covered on any endpoint (allTime's whole-range request left out).\n")
+    print("answered at once (any run); CPU: the child's user + system time; switches: its voluntary")
+    print("context switches (getrusage), a thread blocking on a lock or a wait, about two a record when")
+    print("the CDK's threads convoy; longest window: the most days one window request covered on any")
+    print("endpoint (allTime's whole-range request left out).\n")
 
     if stream_cpu is not None:
         per_stream_report(args, days_list[-1], stream_cpu)
@@ -1518,8 +1524,8 @@ def concurrency_minute_report(
         )
         + "\n"
     )
-    print("| days | client | requests | wall s | CPU s | records | CPU µs / record | ratio |")
-    print("|---:|---|---:|---:|---:|---:|---:|---|")
+    print("| days | client | requests | wall s | CPU s | switches | records | CPU µs / record | ratio |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
     per_record: dict[tuple[int, str], float | None] = {}
     for days in lengths:
         for client in clients:
@@ -1540,13 +1546,14 @@ def concurrency_minute_report(
                 )
             print(
                 f"| {days} | {client} | {'/'.join(map(str, sorted(set(m.request_counts))))} | "
-                f"{m.median('wall_s'):.2f} | {m.median('cpu_s'):.2f} | {m.records} | {figure(ours, 1)} | "
-                f"{ratio} |"
+                f"{m.median('wall_s'):.2f} | {m.median('cpu_s'):.2f} | {m.median('switches'):,.0f} | "
+                f"{m.records} | {figure(ours, 1)} | {ratio} |"
             )
     print()
     warm_s, hits, misses = cache
     print(
-        "CPU: user + system of the process. CPU µs / record is marginal: (CPU at N days - CPU at 1 day) / "
+        "CPU: user + system of the process; switches: its voluntary context switches. "
+        "CPU µs / record is marginal: (CPU at N days - CPU at 1 day) / "
         "(records at N days - records at 1 day) * 1e6, the 1-day run's CPU (start-up, one request) "
         "subtracted; n/a at 1 day. records: one per minute from start_date's midnight up to the clock's "
         f"minute, the same data from every client. Sandbox answers computed ahead in {warm_s:.1f} s and "
