@@ -516,3 +516,21 @@ def test_no_repository_file_contains_a_key_shaped_string() -> None:
         if path.is_file() and KEY_SHAPE.search(path.read_bytes()):
             offenders.append(name)
     assert offenders == []
+
+
+def test_the_upstream_cdk_patch_applies_to_the_pinned_cdk(tmp_path: Path) -> None:
+    """docs/cdk-per-record.patch, the CDK change the README's Performance section measured, still
+    applies to the airbyte-cdk setup.py pins (git apply refuses a patch that does not apply exactly)."""
+    patch = ROOT / "docs" / "cdk-per-record.patch"
+    installed = Path(importlib.metadata.distribution("airbyte-cdk").locate_file("airbyte_cdk"))
+    assert importlib.metadata.version("airbyte-cdk") == "7.39.1"
+    for path in re.findall(r"^--- a/(airbyte_cdk/\S+)$", patch.read_text(), re.M):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(installed.parent / path, tmp_path / path)
+    applied = subprocess.run(
+        ["git", "apply", "--verbose", str(patch)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stderr.count("Applied patch") == 4
+    parser = tmp_path / "airbyte_cdk/sources/declarative/datetime/datetime_parser.py"
+    assert "ISO_FORMATS.get(format)" in parser.read_text()
