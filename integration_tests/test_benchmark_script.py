@@ -126,6 +126,7 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
     assert [(int(row[0]), row[1]) for row in where] == sorted(rows), where
     for row in where:
         assert NUMBER.match(row[8]) and SWITCHES.fullmatch(row[9]), row
+        assert row[1] == "minimal" or int(row[9].replace(",", "")) > 0, row  # threads that wait
 
     # Each stream alone at 181 days (and 1 day): its records as in the full sync, CPU as numbers;
     # allTime (one record at any length) has no per-record figures.
@@ -205,6 +206,7 @@ def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> N
         assert row[2] == str(-(-days // 2)), row  # a request per window of 2 days
         assert row[6] == str(minutes(days)), row  # a record per minute, the same from both clients
         assert NUMBER.match(row[3]) and NUMBER.match(row[4]) and SWITCHES.fullmatch(row[5]), row
+        assert row[1] == "minimal" or int(row[5].replace(",", "")) > 0, row
         assert (row[7] == "n/a") == (days == 1), row
     assert re.search(r"^- PASS: concurrency: requests = ceil\(N / window_days\)", stdout, re.M)
     assert re.search(

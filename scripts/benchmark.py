@@ -28,8 +28,9 @@ Both clients must print, per stream, the same number of records with the same da
 multisets, in any order); otherwise the benchmark fails.
 
 Measured per run: requests sent, in all and per endpoint (the sandbox log, cleared between runs),
-wall time (launch to exit), records, records per second, and peak RSS of the child (ru_maxrss from
-`os.wait4`, in a tiny launcher process: see LAUNCHER). Also, once, the connector's next scheduled
+wall time (launch to exit), records, records per second, and peak RSS, CPU time and voluntary
+context switches of the child (ru_maxrss, ru_utime + ru_stime and ru_nvcsw from `os.wait4`, in a
+tiny launcher process: see LAUNCHER). Also, once, the connector's next scheduled
 sync, from the longest full sync's state; the start-up time of `source-ultravox-usage spec` and of
 `python -c "import requests"`; and where each run's time goes (start-up, requests, after the last).
 
@@ -1155,9 +1156,9 @@ def report(
     print("start-up: launch to the first request reaching the sandbox; requests: first request to the")
     print("last answer; after last: last answer to exit; in flight: the most requests the sandbox")
     print("answered at once (any run); CPU: the child's user + system time; switches: its voluntary")
-    print("context switches (getrusage), a thread blocking on a lock or a wait, about two a record when")
-    print("the CDK's threads convoy; longest window: the most days one window request covered on any")
-    print("endpoint (allTime's whole-range request left out).\n")
+    print("context switches (getrusage: a thread blocking on a lock, a wait or I/O); longest window:")
+    print("the most days one window request covered on any endpoint (allTime's whole-range request")
+    print("left out).\n")
 
     if stream_cpu is not None:
         per_stream_report(args, days_list[-1], stream_cpu)
