@@ -29,6 +29,10 @@ PER_STREAM_HEADER = (
     "| stream | records | connector CPU s | minimal CPU s | connector CPU ms / 1,000 records "
     "| minimal CPU ms / 1,000 records | ratio |"
 )
+WHERE_HEADER = (
+    "| days | client | wall s (min-max) | start-up s | requests s | after last s | longest request s "
+    "| in flight | CPU s | switches | longest window, days |"
+)
 SIX_STREAMS = ["allTime", "daily", "hourly", "agentDaily", "concurrency", "billingDaily"]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 SWITCHES = re.compile(r"\d{1,3}(,\d{3})*")  # a count, with thousands separators
@@ -50,6 +54,17 @@ def benchmark(*args: str, timeout: int) -> str:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
+
+
+def cells(lines: list[str], header: str) -> list[list[str]]:
+    """The cells of each row of the Markdown table under `header`."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, header)]
+
+
+def switch_count(cell: str) -> int:
+    """A switches cell: a count with thousands separators."""
+    assert SWITCHES.fullmatch(cell), cell
+    return int(cell.replace(",", ""))
 
 
 def table(lines: list[str], header: str) -> list[str]:
@@ -122,17 +137,15 @@ def test_quick_benchmark_prints_exact_request_counts_per_endpoint() -> None:
     assert re.search(r"^Machine: CPU .+; cores \d+", stdout, re.M)
 
     # Where the wall time goes: a row per length and client, with the CPU and the context switches.
-    where = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, WHERE_HEADER)]
+    where = cells(lines, WHERE_HEADER)
     assert [(int(row[0]), row[1]) for row in where] == sorted(rows), where
     for row in where:
-        assert NUMBER.match(row[8]) and SWITCHES.fullmatch(row[9]), row
-        assert row[1] == "minimal" or int(row[9].replace(",", "")) > 0, row  # threads that wait
+        assert NUMBER.match(row[8]), row
+        assert switch_count(row[9]) > 0 or row[1] == "minimal", row  # the connector's threads wait
 
     # Each stream alone at 181 days (and 1 day): its records as in the full sync, CPU as numbers;
     # allTime (one record at any length) has no per-record figures.
-    per_stream = [
-        [cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, PER_STREAM_HEADER)
-    ]
+    per_stream = cells(lines, PER_STREAM_HEADER)
     assert [row[0] for row in per_stream] == SIX_STREAMS, per_stream
     for row in per_stream:
         assert int(row[1]) == records[row[0]], (row, records)
@@ -156,7 +169,7 @@ def test_quick_benchmark_runs_a_baseline_beside_the_connector() -> None:
         timeout=120,
     )
     lines = stdout.splitlines()
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, MAIN_HEADER)]
+    rows = cells(lines, MAIN_HEADER)
     assert [row[1] for row in rows] == ["connector", "baseline", "minimal"], rows
     assert rows[0][2] == rows[1][2] == rows[2][2] == "6" and rows[0][4] == rows[1][4] == rows[2][4], rows
     assert PER_STREAM_HEADER not in lines
@@ -170,10 +183,6 @@ def test_quick_benchmark_runs_a_baseline_beside_the_connector() -> None:
     ), stdout
 
 
-WHERE_HEADER = (
-    "| days | client | wall s (min-max) | start-up s | requests s | after last s | longest request s "
-    "| in flight | CPU s | switches | longest window, days |"
-)
 MINUTE_HEADER = "| days | client | requests | wall s | CPU s | switches | records | CPU µs / record | ratio |"
 
 
@@ -194,7 +203,7 @@ def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> N
         *["--concurrency-minute", "--quick", "--window-days", "2", "--profile", str(tmp_path)], timeout=120
     )
     lines = stdout.splitlines()
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, MINUTE_HEADER)]
+    rows = cells(lines, MINUTE_HEADER)
     assert [(row[0], row[1]) for row in rows] == [
         ("1", "connector"),
         ("1", "minimal"),
@@ -205,8 +214,8 @@ def test_quick_concurrency_minute_same_records_and_requests(tmp_path: Path) -> N
         days = int(row[0])
         assert row[2] == str(-(-days // 2)), row  # a request per window of 2 days
         assert row[6] == str(minutes(days)), row  # a record per minute, the same from both clients
-        assert NUMBER.match(row[3]) and NUMBER.match(row[4]) and SWITCHES.fullmatch(row[5]), row
-        assert row[1] == "minimal" or int(row[5].replace(",", "")) > 0, row
+        assert NUMBER.match(row[3]) and NUMBER.match(row[4]), row
+        assert switch_count(row[5]) > 0 or row[1] == "minimal", row
         assert (row[7] == "n/a") == (days == 1), row
     assert re.search(r"^- PASS: concurrency: requests = ceil\(N / window_days\)", stdout, re.M)
     assert re.search(
@@ -307,7 +316,7 @@ def test_quick_ledger_benchmark_same_records_and_pages() -> None:
         ("2", "1000", "1", "1"),
     ], grid
 
-    small = [[cell.strip() for cell in line.strip("|").split("|")] for line in table(lines, SMALL_HEADER)]
+    small = cells(lines, SMALL_HEADER)
     assert [row[0] for row in small] == ["1", "2"], small
     # 5 days of a small account: a request a window; the next sync reads lookback_days + 1 = 3 days again
     assert [row[1] for row in small] == ["5", "3"] and small[0][2] == small[1][2], small

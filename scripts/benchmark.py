@@ -442,7 +442,7 @@ class BenchmarkError(RuntimeError):
 # is started from this tiny launcher, a fresh Python of ~10 MB that imports nothing else, spawns the
 # command and reports its wall time (launch to exit, on the system-wide monotonic clock that the
 # sandbox log uses too), peak RSS, CPU time and voluntary context switches (a thread blocking on a
-# lock or a wait: the figure that shows the CDK's threads convoying).
+# lock, a wait or I/O).
 LAUNCHER = """
 import os, sys, time
 out, err, report, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]

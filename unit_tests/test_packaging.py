@@ -527,9 +527,10 @@ def test_the_upstream_cdk_patch_applies_to_the_pinned_cdk(tmp_path: Path) -> Non
     pin = [req for req in setup_kwargs()["install_requires"] if req.startswith("airbyte-cdk==")]
     assert pin == [f"airbyte-cdk=={importlib.metadata.version('airbyte-cdk')}"], pin
     patch = ROOT / "docs" / "cdk-per-record.patch"
-    assert f"airbyte-cdk {pin[0].split('==')[1]}" in patch.read_text().split("\n---", 1)[0]
+    text = patch.read_text()
+    assert f"airbyte-cdk {pin[0].split('==')[1]}" in text.split("\n---", 1)[0]
     installed = Path(importlib.metadata.distribution("airbyte-cdk").locate_file("airbyte_cdk"))
-    changed = re.findall(r"^--- a/(airbyte_cdk/\S+)$", patch.read_text(), re.M)
+    changed = re.findall(r"^--- a/(airbyte_cdk/\S+)$", text, re.M)
     for path in changed:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(installed.parent / path, tmp_path / path)
